@@ -1,0 +1,239 @@
+//! `sexton run [OPTIONS] -- PROGRAM [ARGS...]`
+
+use crate::exit;
+use clap::{Args, ValueEnum};
+use nix::sys::signal::Signal;
+use sexton::tree::{Tracking, TreeError};
+use sexton::{Command, Input, Leftovers, Output, RunError, parse};
+use std::ffi::OsString;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Run one program as a tracked tree and return its outcome.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// After DUR, send the stop signal to the whole tree (exit 124).
+    #[arg(short = 't', long, value_name = "DUR", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// The stop signal.
+    #[arg(short = 's', long, value_name = "SIG", default_value = "TERM", value_parser = parse_signal)]
+    pub signal: Signal,
+    /// SIGKILL the whole tree if it is alive DUR after the stop signal (0: never).
+    #[arg(short = 'k', long, value_name = "DUR", default_value = "2s", value_parser = parse_duration)]
+    pub kill_after: Duration,
+    /// After PROGRAM exits, keep reading its output this long while descendants hold the pipes.
+    #[arg(long, value_name = "DUR", default_value = "250ms", value_parser = parse_duration)]
+    pub wait_delay: Duration,
+    /// What to do with descendants alive after PROGRAM exits (fail: kill them, exit 123).
+    #[arg(long, value_enum, default_value = "leave")]
+    pub leftovers: LeftoversArg,
+    /// PROGRAM's stdin: a file, or - for sexton's stdin (default /dev/null).
+    #[arg(long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// Run PROGRAM in DIR.
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+    /// Set K=V in PROGRAM's environment (repeatable).
+    #[arg(long = "env", value_name = "K=V", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
+    /// Start PROGRAM with an empty environment (plus --env).
+    #[arg(long)]
+    pub clear_env: bool,
+    /// PROGRAM is one string run by `sh -c`.
+    #[arg(long)]
+    pub shell: bool,
+    /// Capture stdout and stderr and print one JSON result document.
+    #[arg(long)]
+    pub json: bool,
+    /// Keep at most this much of each captured stream (head and tail).
+    #[arg(long, value_name = "BYTES", value_parser = parse_size)]
+    pub output_limit: Option<u64>,
+    /// Append one JSON line per run to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// Keep fd N open in PROGRAM (repeatable); it gets 0, 1, 2 otherwise.
+    #[arg(long = "pass-fd", value_name = "N")]
+    pub pass_fd: Vec<i32>,
+    /// How to follow the tree.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub tracking: TrackingArg,
+    /// On timeout, exit with PROGRAM's status instead of 124.
+    #[arg(long)]
+    pub preserve_status: bool,
+    /// The program and its arguments.
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "PROGRAM"
+    )]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LeftoversArg {
+    Leave,
+    Kill,
+    Fail,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum TrackingArg {
+    Auto,
+    Cgroup,
+    Subreaper,
+}
+
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    parse::duration(s).map_err(|e| e.to_string())
+}
+
+pub fn parse_signal(s: &str) -> Result<Signal, String> {
+    parse::signal(s).map_err(|e| e.to_string())
+}
+
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    parse::size(s).map_err(|e| e.to_string())
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected K=V, got '{s}'")),
+    }
+}
+
+/// How a stream of the program reaches sexton's own fd.
+fn output_mode(json: bool, log: bool, is_tty: bool) -> Output {
+    if json {
+        Output::Capture
+    } else if is_tty && !log {
+        Output::Inherit
+    } else if log {
+        Output::Tee
+    } else {
+        Output::Forward
+    }
+}
+
+/// Builds the library command from the arguments.
+pub fn build(a: &RunArgs) -> Result<Command, String> {
+    for &fd in &a.pass_fd {
+        if fd < 3 || nix::fcntl::fcntl(unsafe_borrow(fd), nix::fcntl::FcntlArg::F_GETFD).is_err() {
+            return Err(format!("--pass-fd {fd}: not an open descriptor above 2"));
+        }
+    }
+    let mut c = if a.shell {
+        if a.command.len() != 1 {
+            return Err("--shell takes exactly one string: sexton run --shell -- 'a | b'".into());
+        }
+        Command::shell(&a.command[0])
+    } else {
+        Command::new(&a.command[0]).args(&a.command[1..])
+    };
+    c = c
+        .signal(a.signal)
+        .kill_after((!a.kill_after.is_zero()).then_some(a.kill_after))
+        .wait_delay(a.wait_delay)
+        .leftovers(match a.leftovers {
+            LeftoversArg::Leave => Leftovers::Leave,
+            LeftoversArg::Kill => Leftovers::Kill,
+            LeftoversArg::Fail => Leftovers::Fail,
+        })
+        .tracking(match a.tracking {
+            TrackingArg::Auto => Tracking::Auto,
+            TrackingArg::Cgroup => Tracking::Cgroup,
+            TrackingArg::Subreaper => Tracking::Subreaper,
+        })
+        .stdout(output_mode(
+            a.json,
+            a.log.is_some(),
+            std::io::stdout().is_terminal(),
+        ))
+        .stderr(output_mode(
+            a.json,
+            a.log.is_some(),
+            std::io::stderr().is_terminal(),
+        ));
+    if let Some(t) = a.timeout {
+        c = c.timeout(t);
+    }
+    if a.json && a.output_limit.is_some() {
+        c = c.output_limit(a.output_limit.unwrap());
+    }
+    c = match &a.input {
+        None => c.input(Input::Null),
+        Some(p) if p.as_os_str() == "-" => c.input(Input::Inherit),
+        Some(p) => c.input(Input::File(p.clone())),
+    };
+    if let Some(d) = &a.cwd {
+        c = c.cwd(d);
+    }
+    if a.clear_env {
+        c = c.clear_env();
+    }
+    for (k, v) in &a.env {
+        c = c.env(k, v);
+    }
+    for &fd in &a.pass_fd {
+        c = c.pass_fd(fd);
+    }
+    Ok(c)
+}
+
+fn unsafe_borrow(fd: i32) -> std::os::fd::BorrowedFd<'static> {
+    // SAFETY: only used for an F_GETFD probe; an fd that is not open just
+    // yields EBADF.
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+}
+
+/// The exit status for a run that could not start.
+pub fn start_failure(e: &RunError) -> i32 {
+    match e {
+        RunError::Tree(TreeError::NotFound { .. }) => exit::NOT_FOUND,
+        RunError::Tree(TreeError::NotExecutable { .. }) => exit::NOT_EXECUTABLE,
+        _ => exit::FAILED,
+    }
+}
+
+pub fn main(a: RunArgs) -> i32 {
+    let cmd = match build(&a) {
+        Ok(c) => c,
+        Err(e) => {
+            exit::error(format!("usage: {e}"), Some("try 'sexton run --help'"));
+            return exit::FAILED;
+        }
+    };
+    let lifeline = match crate::guard::split() {
+        Ok(fd) => fd,
+        Err(e) => {
+            exit::error(format!("cannot start the run: {e}"), None);
+            return exit::FAILED;
+        }
+    };
+    let outcome = match cmd.lifeline(lifeline).forward_signals(true).run() {
+        Ok(o) => o,
+        Err(e) => {
+            exit::error(&e, None);
+            return start_failure(&e);
+        }
+    };
+    if let Some(path) = &a.log
+        && let Err(e) = sexton::run::log::append(path, &outcome)
+    {
+        exit::error(format!("cannot write log {}: {e}", path.display()), None);
+        return exit::FAILED;
+    }
+    if a.json {
+        let mut out = std::io::stdout().lock();
+        let line = outcome.to_json();
+        if let Err(e) = writeln!(out, "{line}").and_then(|_| out.flush())
+            && e.kind() != std::io::ErrorKind::BrokenPipe
+        {
+            exit::error(format!("cannot write the result: {e}"), None);
+            return exit::FAILED;
+        }
+    }
+    outcome.exit_status(a.preserve_status, matches!(a.leftovers, LeftoversArg::Fail))
+}

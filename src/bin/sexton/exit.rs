@@ -1,0 +1,61 @@
+//! Exit statuses and the one-line error format shared by every command.
+//!
+//! Errors print as `sexton: <what failed>: <why>` on stderr, plus a hint
+//! line where one helps. Usage errors exit 125 for `run`, `init` and
+//! `check` (whose other statuses belong to the program) and 2 otherwise.
+
+use std::process::ExitCode;
+
+/// sexton itself failed (GNU timeout's 125).
+pub const FAILED: i32 = 125;
+/// The program exists but cannot be executed.
+pub const NOT_EXECUTABLE: i32 = 126;
+/// The program was not found.
+pub const NOT_FOUND: i32 = 127;
+/// Usage error of a command whose statuses are not the program's.
+pub const USAGE: i32 = 2;
+
+/// Prints `sexton: <msg>` (and an optional hint) on stderr.
+pub fn error(msg: impl std::fmt::Display, hint: Option<&str>) {
+    eprintln!("sexton: {msg}");
+    if let Some(h) = hint {
+        eprintln!("hint: {h}");
+    }
+}
+
+/// Handles a clap error: help and version print normally and exit 0;
+/// anything else becomes one line plus a hint, with the exit status of
+/// the command it was meant for.
+pub fn usage(e: clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = e.print();
+            return ExitCode::from(
+                if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                    USAGE as u8
+                } else {
+                    0
+                },
+            );
+        }
+        _ => {}
+    }
+    let sub = std::env::args().nth(1).unwrap_or_default();
+    let code = match sub.as_str() {
+        "run" | "init" | "check" => FAILED,
+        _ => USAGE,
+    };
+    let text = e.render().to_string();
+    let first = text.lines().next().unwrap_or("invalid usage");
+    let first = first.strip_prefix("error: ").unwrap_or(first);
+    let hint = if matches!(sub.as_str(), "" | "-h" | "--help") {
+        "try 'sexton --help'".to_string()
+    } else {
+        format!("try 'sexton {sub} --help'")
+    };
+    error(format!("usage: {first}"), Some(&hint));
+    ExitCode::from(code as u8)
+}

@@ -1,0 +1,36 @@
+//! The `sexton` command line: argument parsing, one file per command,
+//! nothing but arguments and printing. The work is in the library.
+
+mod cmd;
+mod exit;
+mod guard;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Keeps a machine's processes in order: runs commands that cannot hang
+/// their caller, buries zombies, kills whole process trees.
+#[derive(Debug, Parser)]
+#[command(name = "sexton", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Debug, Subcommand)]
+enum Commands {
+    Run(cmd::run::RunArgs),
+    Demo(cmd::demo::DemoArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => return exit::usage(e),
+    };
+    let code = match cli.command {
+        Commands::Run(a) => cmd::run::main(a),
+        Commands::Demo(a) => cmd::demo::main(a),
+    };
+    ExitCode::from(code.clamp(0, 255) as u8)
+}

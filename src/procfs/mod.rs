@@ -1,0 +1,163 @@
+//! One reader for /proc, shared by the tree layer and the audit commands.
+//!
+//! Everything that looks at other processes goes through here, on top of
+//! the `procfs` crate. A process can vanish between listing /proc and
+//! reading its files; that is the normal state of a live system, so every
+//! reader here skips vanished processes instead of failing.
+
+use ::procfs::process::{FDTarget, Process};
+use std::collections::HashMap;
+
+/// What one line of `/proc/PID/stat` says about a process, plus nothing
+/// that costs another file read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcInfo {
+    pub pid: i32,
+    pub ppid: i32,
+    pub pgid: i32,
+    pub sid: i32,
+    /// One-letter state: `R`, `S`, `D`, `Z`, `T`, `t`, `X`, `I`...
+    pub state: char,
+    /// Start time in clock ticks since boot: with `pid` it names one
+    /// process for its whole life, so a reused pid is never mistaken for
+    /// the process seen before.
+    pub start_time: u64,
+    /// The kernel's short command name (`comm`), at most 15 bytes.
+    pub comm: String,
+}
+
+impl ProcInfo {
+    /// True once the process has exited and waits to be reaped.
+    pub fn is_zombie(&self) -> bool {
+        self.state == 'Z' || self.state == 'X'
+    }
+}
+
+/// Reads `/proc/PID/stat` of one process; `None` if it is gone.
+pub fn process(pid: i32) -> Option<ProcInfo> {
+    let p = Process::new(pid).ok()?;
+    info(&p)
+}
+
+fn info(p: &Process) -> Option<ProcInfo> {
+    let st = p.stat().ok()?;
+    Some(ProcInfo {
+        pid: st.pid,
+        ppid: st.ppid,
+        pgid: st.pgrp,
+        sid: st.session,
+        state: st.state,
+        start_time: st.starttime,
+        comm: st.comm,
+    })
+}
+
+/// Snapshot of every process on the machine (one `stat` read each).
+/// Processes that exit during the scan are left out.
+pub fn processes() -> Vec<ProcInfo> {
+    let Ok(all) = ::procfs::process::all_processes() else {
+        return Vec::new();
+    };
+    all.filter_map(|p| p.ok())
+        .filter_map(|p| info(&p))
+        .collect()
+}
+
+/// Index of a snapshot by parent pid, for walking trees downwards.
+pub fn children_index(snapshot: &[ProcInfo]) -> HashMap<i32, Vec<usize>> {
+    let mut idx: HashMap<i32, Vec<usize>> = HashMap::new();
+    for (i, p) in snapshot.iter().enumerate() {
+        idx.entry(p.ppid).or_default().push(i);
+    }
+    idx
+}
+
+/// The command line of a process joined with spaces, as `ps -o args`
+/// shows it; for a zombie or kernel thread (empty cmdline) `[comm]`.
+pub fn cmdline(pid: i32) -> Option<String> {
+    let p = Process::new(pid).ok()?;
+    match p.cmdline() {
+        Ok(args) if !args.is_empty() => Some(args.join(" ")),
+        _ => {
+            let st = p.stat().ok()?;
+            if st.state == 'Z' {
+                Some(format!("[{}] <defunct>", st.comm))
+            } else {
+                Some(format!("[{}]", st.comm))
+            }
+        }
+    }
+}
+
+/// What an open descriptor points at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FdKind {
+    /// `pipe:[inode]`; both ends of one pipe share the inode.
+    Pipe(u64),
+    /// `socket:[inode]`.
+    Socket(u64),
+    /// A path on a filesystem (files, devices, directories).
+    Path(String),
+    /// Anything else (`anon_inode:[eventfd]`, memfd...), as the link reads.
+    Other(String),
+}
+
+/// One open fd of a process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fd {
+    pub fd: i32,
+    pub kind: FdKind,
+}
+
+/// The open fds of a process (`/proc/PID/fd`); empty if it is gone or not
+/// readable.
+pub fn fds(pid: i32) -> Vec<Fd> {
+    let Ok(p) = Process::new(pid) else {
+        return Vec::new();
+    };
+    let Ok(iter) = p.fd() else {
+        return Vec::new();
+    };
+    iter.filter_map(|f| f.ok())
+        .map(|f| Fd {
+            fd: f.fd,
+            kind: match f.target {
+                FDTarget::Pipe(ino) => FdKind::Pipe(ino),
+                FDTarget::Socket(ino) => FdKind::Socket(ino),
+                FDTarget::Path(p) => FdKind::Path(p.to_string_lossy().into_owned()),
+                FDTarget::Net(ino) => FdKind::Other(format!("net:[{ino}]")),
+                FDTarget::AnonInode(s) => FdKind::Other(format!("anon_inode:{s}")),
+                FDTarget::MemFD(s) => FdKind::Other(format!("/memfd:{s}")),
+                FDTarget::Other(s, ino) => FdKind::Other(format!("{s}:[{ino}]")),
+                FDTarget::Unknown(a, b) => FdKind::Other(format!("{a}:{b}")),
+            },
+        })
+        .collect()
+}
+
+/// The fds of `pid` that point at the pipe with inode `ino`.
+pub fn fds_on_pipe(pid: i32, ino: u64) -> Vec<i32> {
+    fds(pid)
+        .into_iter()
+        .filter(|f| f.kind == FdKind::Pipe(ino))
+        .map(|f| f.fd)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sees_itself_and_its_pipe() {
+        let me = std::process::id() as i32;
+        let snap = processes();
+        assert!(snap.iter().any(|p| p.pid == me));
+        let info = process(me).expect("own stat");
+        assert_eq!(info.pid, me);
+        let (r, _w) = nix::unistd::pipe().unwrap();
+        let ino = nix::sys::stat::fstat(&r).unwrap().st_ino;
+        assert_eq!(fds_on_pipe(me, ino).len(), 2);
+        assert!(process(i32::MAX - 1).is_none());
+    }
+}

@@ -1,0 +1,111 @@
+//! The few system calls that neither nix nor rustix expose, wrapped once.
+//!
+//! Everything else in sexton goes through nix or rustix with typed pids
+//! and fds. What is here is raw `libc` because no well-kept crate covers
+//! it (checked against nix 0.30 and rustix 1.1):
+//! - `close_range(2)` with `CLOSE_RANGE_CLOEXEC`, used after fork and
+//!   before exec, so it must be a single async-signal-safe syscall;
+//! - `wait4(2)`, the only call that returns a child's `rusage` together
+//!   with its status (nix and rustix drop the rusage).
+
+use std::io;
+use std::os::fd::RawFd;
+
+/// Marks every fd from `first` upwards close-on-exec, with one
+/// `close_range(first, ~0, CLOSE_RANGE_CLOEXEC)` call (Linux 5.11+).
+///
+/// Async-signal-safe: meant for the window between fork and exec. Returns
+/// the raw errno on failure so that the caller can fall back without
+/// allocating.
+///
+/// See <https://man7.org/linux/man-pages/man2/close_range.2.html>.
+pub fn cloexec_from(first: RawFd) -> Result<(), i32> {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range takes plain integers and touches only this
+    // process's fd table; marking fds CLOEXEC cannot invalidate any fd the
+    // (single-threaded, about to exec) child still uses.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    }
+}
+
+/// Fallback for kernels without `close_range`: sets FD_CLOEXEC on each fd
+/// from `first` to `limit` with `fcntl`, which is async-signal-safe.
+pub fn cloexec_each(first: RawFd, limit: RawFd) {
+    for fd in first..limit {
+        // SAFETY: fcntl on an fd that may not be open just returns EBADF.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 && flags & libc::FD_CLOEXEC == 0 {
+                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+            }
+        }
+    }
+}
+
+/// Clears FD_CLOEXEC on one fd so that it survives exec (`--pass-fd`).
+/// Async-signal-safe.
+pub fn keep_across_exec(fd: RawFd) -> Result<(), i32> {
+    // SAFETY: plain fcntl on an integer fd.
+    let rc = unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    }
+}
+
+/// Resource usage of one reaped child, from `wait4(2)`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Rusage {
+    pub user_us: u64,
+    pub sys_us: u64,
+    pub max_rss_kb: u64,
+}
+
+/// `wait4(pid, &status, flags, &rusage)`, retried on EINTR.
+///
+/// Returns `Ok(None)` when `WNOHANG` is given and the child has not
+/// changed state, else the raw wait status and the child's rusage (which
+/// covers the child and every descendant it reaped).
+///
+/// See <https://man7.org/linux/man-pages/man2/wait4.2.html>.
+pub fn wait4(pid: i32, nohang: bool) -> io::Result<Option<(i32, Rusage)>> {
+    let flags = if nohang { libc::WNOHANG } else { 0 } | libc::__WALL;
+    loop {
+        let mut status: libc::c_int = 0;
+        // SAFETY: rusage is plain old data, zeroed is a valid value.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: both out-pointers are valid for the duration of the call.
+        let rc = unsafe { libc::wait4(pid, &mut status, flags, &mut ru) };
+        if rc < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        if rc == 0 {
+            return Ok(None);
+        }
+        let tv = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+        return Ok(Some((
+            status,
+            Rusage {
+                user_us: tv(ru.ru_utime),
+                sys_us: tv(ru.ru_stime),
+                max_rss_kb: ru.ru_maxrss as u64,
+            },
+        )));
+    }
+}

@@ -1,0 +1,218 @@
+//! cgroup v2 backend of the tree: one fresh child cgroup per tree.
+//!
+//! The cgroup2 mount is found in `/proc/self/mountinfo` (on hybrid
+//! machines it is often `/sys/fs/cgroup/unified`, never assumed), and the
+//! new cgroup is made beside sexton inside sexton's own cgroup. A process
+//! cannot leave a cgroup by forking, `setsid` or double-forking, so the
+//! membership is exact. Killing uses `cgroup.kill` (Linux 5.14+), which
+//! the kernel applies to every member atomically, forks in flight
+//! included; on older kernels the cgroup is frozen first (`cgroup.freeze`)
+//! so nothing can fork between listing and killing.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A cgroup this process created for one tree.
+#[derive(Debug)]
+pub struct Cgroup {
+    path: PathBuf,
+    /// `cgroup.procs` of the new cgroup, opened for writing before the
+    /// fork so that the child only has to `write("0")` (async-signal-safe)
+    /// to move itself in before it execs.
+    procs: File,
+    removed: bool,
+}
+
+/// Where the cgroup2 hierarchy is mounted, from `/proc/self/mountinfo`.
+pub fn mount_point() -> Option<PathBuf> {
+    let me = ::procfs::process::Process::myself().ok()?;
+    let mounts = me.mountinfo().ok()?;
+    mounts
+        .into_iter()
+        .find(|m| m.fs_type == "cgroup2")
+        .map(|m| m.mount_point)
+}
+
+/// This process's own cgroup v2 directory (`0::/path` in /proc/self/cgroup
+/// joined to the mount point).
+pub fn own_cgroup() -> Option<PathBuf> {
+    let mount = mount_point()?;
+    let text = fs::read_to_string("/proc/self/cgroup").ok()?;
+    let rel = text.lines().find_map(|l| l.strip_prefix("0::"))?;
+    Some(mount.join(rel.trim_start_matches('/')))
+}
+
+impl Cgroup {
+    /// Creates `sexton-PID-N` inside this process's own cgroup. Fails
+    /// (and the caller falls back to the subreaper backend) when there is
+    /// no cgroup2 mount or it is not writable.
+    pub fn create() -> io::Result<Cgroup> {
+        let parent = own_cgroup().ok_or_else(|| io::Error::other("no cgroup2 mount found"))?;
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = parent.join(format!("sexton-{}-{}", std::process::id(), n));
+        fs::create_dir(&path)?;
+        let procs = match OpenOptions::new()
+            .write(true)
+            .open(path.join("cgroup.procs"))
+        {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = fs::remove_dir(&path);
+                return Err(e);
+            }
+        };
+        Ok(Cgroup {
+            path,
+            procs,
+            removed: false,
+        })
+    }
+
+    /// The cgroup's directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The raw fd of `cgroup.procs`, for the child to write "0" into
+    /// between fork and exec.
+    pub fn procs_fd(&self) -> RawFd {
+        self.procs.as_raw_fd()
+    }
+
+    /// Pids in this cgroup and in any cgroup nested below it.
+    pub fn pids(&self) -> Vec<i32> {
+        let mut out = Vec::new();
+        collect_pids(&self.path, &mut out);
+        out
+    }
+
+    /// True while any process is in the cgroup (`populated 1` in
+    /// `cgroup.events`).
+    pub fn populated(&self) -> bool {
+        match fs::read_to_string(self.path.join("cgroup.events")) {
+            Ok(s) => s.lines().any(|l| l == "populated 1"),
+            Err(_) => !self.pids().is_empty(),
+        }
+    }
+
+    /// Freezes (`true`) or thaws (`false`) every member, waiting up to
+    /// `limit` for the kernel to report the cgroup frozen.
+    pub fn freeze(&self, on: bool, limit: Duration) -> io::Result<()> {
+        write_file(&self.path.join("cgroup.freeze"), if on { "1" } else { "0" })?;
+        if !on {
+            return Ok(());
+        }
+        let deadline = Instant::now() + limit;
+        loop {
+            let ev = fs::read_to_string(self.path.join("cgroup.events")).unwrap_or_default();
+            if ev.lines().any(|l| l == "frozen 1") || !ev.lines().any(|l| l == "populated 1") {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// SIGKILLs every member at once through `cgroup.kill`; on kernels
+    /// without it, freezes, kills each listed pid, and thaws, so that no
+    /// member can fork between the listing and the kill.
+    pub fn kill_all(&self) -> io::Result<()> {
+        match write_file(&self.path.join("cgroup.kill"), "1") {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.freeze(true, Duration::from_secs(1))?;
+                for pid in self.pids() {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+                self.freeze(false, Duration::ZERO)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Moves every member into `dest` (normally sexton's own cgroup), so
+    /// that processes left running outlive this cgroup.
+    pub fn evacuate(&self, dest: &Path) {
+        let procs = dest.join("cgroup.procs");
+        for pid in self.pids() {
+            let _ = write_file(&procs, &pid.to_string());
+        }
+    }
+
+    /// Removes the cgroup directory (and nested ones), retrying while the
+    /// kernel still counts exiting members. Idempotent.
+    pub fn remove(&mut self, limit: Duration) -> io::Result<()> {
+        if self.removed {
+            return Ok(());
+        }
+        let deadline = Instant::now() + limit;
+        loop {
+            match remove_tree(&self.path) {
+                Ok(()) => {
+                    self.removed = true;
+                    return Ok(());
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    self.removed = true;
+                    return Ok(());
+                }
+                Err(e) if Instant::now() >= deadline => return Err(e),
+                Err(_) => std::thread::sleep(Duration::from_millis(2)),
+            }
+        }
+    }
+}
+
+fn collect_pids(dir: &Path, out: &mut Vec<i32>) {
+    if let Ok(s) = fs::read_to_string(dir.join("cgroup.procs")) {
+        out.extend(s.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
+    }
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                collect_pids(&e.path(), out);
+            }
+        }
+    }
+}
+
+fn remove_tree(dir: &Path) -> io::Result<()> {
+    if let Ok(rd) = fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                remove_tree(&e.path())?;
+            }
+        }
+    }
+    fs::remove_dir(dir)
+}
+
+fn write_file(path: &Path, text: &str) -> io::Result<()> {
+    let mut f = OpenOptions::new().write(true).open(path)?;
+    loop {
+        match f.write_all(text.as_bytes()) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            r => return r,
+        }
+    }
+}
+
+impl Drop for Cgroup {
+    fn drop(&mut self) {
+        if !self.removed && self.populated() {
+            let _ = self.kill_all();
+        }
+        let _ = self.remove(Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,513 @@
+//! A tracked process tree: the heart of sexton.
+//!
+//! [`Tree::spawn`] starts a program as the leader of a tree whose members
+//! are every process it ever creates, including the ones that escape its
+//! process group with `setsid` or a double fork (defect D5). Two backends
+//! track membership, chosen by [`Tracking`]:
+//!
+//! - **cgroup**: a fresh cgroup v2 per tree (see [`cgroup`]). The child
+//!   moves itself in before exec, so nothing it forks is ever outside.
+//! - **subreaper**: the calling process becomes a child subreaper
+//!   (`PR_SET_CHILD_SUBREAPER`), so every orphan of the tree is reparented
+//!   to it instead of to PID 1, and the leader gets its own process group.
+//!   Members are found by walking /proc: descendants of the leader, plus
+//!   adopted orphans (children of this process that started after the
+//!   leader).
+//!
+//! In both modes the caller is a subreaper, so adopted members can be
+//! reaped, and [`Tree::kill`] freezes the tree before it kills it, so a
+//! process forking in a loop cannot outrun the kill: cgroup mode uses
+//! `cgroup.kill` (or `cgroup.freeze`), subreaper mode SIGSTOPs every
+//! member until a walk finds no new one (a process with SIGSTOP pending
+//! cannot complete a fork) and only then SIGKILLs them all.
+//!
+//! Reaping is by pid, never `waitpid(-1)`, so a library host's own
+//! children are never stolen.
+
+pub mod cgroup;
+mod spawn;
+
+pub use spawn::ChildSetup;
+
+use crate::procfs::{self, ProcInfo};
+use crate::sys::{self, Rusage};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use std::collections::HashSet;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
+use std::process::ExitStatus;
+use std::time::{Duration, Instant};
+
+/// How to follow the tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Tracking {
+    /// cgroup v2 when a writable cgroup2 mount is found, else subreaper.
+    #[default]
+    Auto,
+    /// cgroup v2 or fail.
+    Cgroup,
+    /// Child subreaper plus the leader's process group.
+    Subreaper,
+}
+
+/// The backend a tree actually runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Cgroup,
+    Subreaper,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Cgroup => "cgroup",
+            Mode::Subreaper => "subreaper",
+        }
+    }
+}
+
+/// Errors of the tree layer.
+#[derive(Debug, thiserror::Error)]
+pub enum TreeError {
+    #[error("{program}: command not found")]
+    NotFound { program: String },
+    #[error("{program}: permission denied")]
+    NotExecutable { program: String },
+    #[error("cannot start {program}: {source}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cgroup tracking unavailable: {0}")]
+    NoCgroup(#[source] io::Error),
+    #[error("cannot become a child subreaper: {0}")]
+    Subreaper(#[source] io::Error),
+    #[error("waiting for the program failed: {0}")]
+    Wait(#[source] io::Error),
+}
+
+/// How the leader ended, with its resource usage.
+#[derive(Debug, Clone, Copy)]
+pub struct LeaderExit {
+    pub status: ExitStatus,
+    pub rusage: Rusage,
+    pub at: Instant,
+}
+
+/// A running tree: its leader, how it is tracked, and what has been seen
+/// of it.
+#[derive(Debug)]
+pub struct Tree {
+    mode: Mode,
+    leader: Pid,
+    leader_start: u64,
+    pidfd: Option<OwnedFd>,
+    cgroup: Option<cgroup::Cgroup>,
+    /// Members seen so far, as (pid, start time), so that an adopted
+    /// orphan is recognised as ours and a reused pid is not.
+    known: HashSet<(i32, u64)>,
+    exit: Option<LeaderExit>,
+    me: i32,
+    released: bool,
+}
+
+impl Tree {
+    /// Spawns `cmd` as the leader of a new tree.
+    ///
+    /// `setup` says which fds to pass and which signal state to reset;
+    /// the tree adds the cgroup move (cgroup mode) or the new process
+    /// group (subreaper mode). The calling process becomes a child
+    /// subreaper (`prctl(PR_SET_CHILD_SUBREAPER)`) in both modes, so that
+    /// orphans of the tree are reparented to it and can be reaped.
+    pub fn spawn(
+        cmd: &mut std::process::Command,
+        tracking: Tracking,
+        mut setup: ChildSetup,
+    ) -> Result<Tree, TreeError> {
+        let program = cmd.get_program().to_string_lossy().into_owned();
+        nix::sys::prctl::set_child_subreaper(true).map_err(|e| TreeError::Subreaper(e.into()))?;
+        let cg = match tracking {
+            Tracking::Subreaper => None,
+            Tracking::Cgroup => Some(cgroup::Cgroup::create().map_err(TreeError::NoCgroup)?),
+            Tracking::Auto => cgroup::Cgroup::create().ok(),
+        };
+        let mode = if cg.is_some() {
+            Mode::Cgroup
+        } else {
+            Mode::Subreaper
+        };
+        setup.cgroup_procs = cg.as_ref().map(|c| c.procs_fd());
+        // Both modes give the leader its own group: signals from the
+        // terminal to sexton's group do not hit the tree behind sexton's
+        // back, and `kill(-pgid)` reaches the whole group at once.
+        setup.new_group = true;
+        setup.apply(cmd);
+        let child = cmd.spawn().map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => TreeError::NotFound {
+                program: program.clone(),
+            },
+            io::ErrorKind::PermissionDenied => TreeError::NotExecutable {
+                program: program.clone(),
+            },
+            _ if e.raw_os_error() == Some(libc::ENOEXEC) => TreeError::NotExecutable {
+                program: program.clone(),
+            },
+            _ => TreeError::Spawn {
+                program: program.clone(),
+                source: e,
+            },
+        })?;
+        let leader = Pid::from_raw(child.id() as i32);
+        // std's Child is dropped without waiting: the tree reaps the
+        // leader itself (wait4, for its rusage).
+        drop(child);
+        // The leader is our unreaped child, so its pid cannot be reused
+        // before we wait for it: the pidfd surely names it.
+        let pidfd = rustix::process::pidfd_open(
+            rustix::process::Pid::from_raw(leader.as_raw()).expect("child pid is positive"),
+            rustix::process::PidfdFlags::empty(),
+        )
+        .ok();
+        let leader_start = procfs::process(leader.as_raw())
+            .map(|p| p.start_time)
+            .unwrap_or(0);
+        let mut known = HashSet::new();
+        known.insert((leader.as_raw(), leader_start));
+        Ok(Tree {
+            mode,
+            leader,
+            leader_start,
+            pidfd,
+            cgroup: cg,
+            known,
+            exit: None,
+            me: std::process::id() as i32,
+            released: false,
+        })
+    }
+
+    /// Which backend follows this tree.
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The pid of the program that was spawned.
+    pub fn leader(&self) -> Pid {
+        self.leader
+    }
+
+    /// A pidfd for the leader (Linux 5.3+): readable once it has exited.
+    /// `None` on kernels without pidfd; poll [`Tree::try_wait`] then.
+    pub fn leader_fd(&self) -> Option<BorrowedFd<'_>> {
+        if self.exit.is_some() {
+            return None;
+        }
+        self.pidfd.as_ref().map(|f| f.as_fd())
+    }
+
+    /// How the leader ended, once it has been reaped.
+    pub fn leader_exit(&self) -> Option<LeaderExit> {
+        self.exit
+    }
+
+    /// Reaps the leader if it has exited (`wait4(pid, WNOHANG)`).
+    pub fn try_wait(&mut self) -> Result<Option<LeaderExit>, TreeError> {
+        self.wait_leader(true)
+    }
+
+    /// Blocks until the leader exits and reaps it.
+    pub fn wait(&mut self) -> Result<LeaderExit, TreeError> {
+        Ok(self
+            .wait_leader(false)?
+            .expect("blocking wait returns a status"))
+    }
+
+    fn wait_leader(&mut self, nohang: bool) -> Result<Option<LeaderExit>, TreeError> {
+        if let Some(e) = self.exit {
+            return Ok(Some(e));
+        }
+        use std::os::unix::process::ExitStatusExt;
+        match sys::wait4(self.leader.as_raw(), nohang).map_err(TreeError::Wait)? {
+            None => Ok(None),
+            Some((raw, rusage)) => {
+                let e = LeaderExit {
+                    status: ExitStatus::from_raw(raw),
+                    rusage,
+                    at: Instant::now(),
+                };
+                self.exit = Some(e);
+                self.pidfd = None;
+                Ok(Some(e))
+            }
+        }
+    }
+
+    /// Every process of the tree that is alive now (zombies excluded),
+    /// leader included while it runs.
+    pub fn members(&mut self) -> Vec<ProcInfo> {
+        self.scan().into_iter().filter(|p| !p.is_zombie()).collect()
+    }
+
+    /// True when no member is alive. Cheap in both modes: cgroup mode
+    /// reads `cgroup.events`; subreaper mode first asks whether this
+    /// process has any child at all (every member is a descendant).
+    pub fn is_empty(&mut self) -> bool {
+        match &self.cgroup {
+            Some(cg) => !cg.populated() || self.members().is_empty(),
+            None => !has_children() || self.members().is_empty(),
+        }
+    }
+
+    /// Members and member zombies, from one scan.
+    fn scan(&mut self) -> Vec<ProcInfo> {
+        let found: Vec<ProcInfo> = match &self.cgroup {
+            Some(cg) => cg
+                .pids()
+                .into_iter()
+                .filter_map(procfs::process)
+                .chain(self.adopted_zombies())
+                .collect(),
+            None => self.walk(),
+        };
+        for p in &found {
+            self.known.insert((p.pid, p.start_time));
+        }
+        found
+    }
+
+    /// Zombie children of ours that belonged to the tree (in cgroup mode
+    /// an exited process leaves the cgroup before it is reaped).
+    fn adopted_zombies(&self) -> Vec<ProcInfo> {
+        if !has_children() {
+            return Vec::new();
+        }
+        procfs::processes()
+            .into_iter()
+            .filter(|p| p.ppid == self.me && p.is_zombie() && self.is_ours(p))
+            .collect()
+    }
+
+    fn is_ours(&self, p: &ProcInfo) -> bool {
+        self.known.contains(&(p.pid, p.start_time))
+            || (p.pid != self.leader.as_raw() && p.start_time >= self.leader_start)
+            || p.pid == self.leader.as_raw()
+    }
+
+    /// Subreaper mode membership: one /proc snapshot, then everything
+    /// below the leader, everything in its process group, and every
+    /// adopted child of ours that is (or could be) from the tree.
+    fn walk(&self) -> Vec<ProcInfo> {
+        let snap = procfs::processes();
+        let kids = procfs::children_index(&snap);
+        let leader = self.leader.as_raw();
+        let mut seen: HashSet<i32> = HashSet::new();
+        let mut stack: Vec<usize> = Vec::new();
+        for (i, p) in snap.iter().enumerate() {
+            let root =
+                p.pid == leader || p.pgid == leader || (p.ppid == self.me && self.is_ours(p));
+            if root && p.pid != self.me && seen.insert(p.pid) {
+                stack.push(i);
+            }
+        }
+        let mut out = Vec::new();
+        while let Some(i) = stack.pop() {
+            let p = &snap[i];
+            if let Some(ch) = kids.get(&p.pid) {
+                for &c in ch {
+                    if seen.insert(snap[c].pid) {
+                        stack.push(c);
+                    }
+                }
+            }
+            out.push(p.clone());
+        }
+        out
+    }
+
+    /// Sends `sig` to every live member. In cgroup mode the tree is
+    /// frozen around the delivery, so a fork cannot slip between listing
+    /// and signalling. Returns how many processes were signalled.
+    pub fn signal(&mut self, sig: Signal) -> usize {
+        if let Some(cg) = &self.cgroup {
+            let _ = cg.freeze(true, Duration::from_millis(200));
+        }
+        let members = self.members();
+        let _ = nix::sys::signal::killpg(self.leader, sig);
+        for m in &members {
+            let _ = kill(Pid::from_raw(m.pid), sig);
+        }
+        if let Some(cg) = &self.cgroup {
+            let _ = cg.freeze(false, Duration::ZERO);
+        }
+        members.len()
+    }
+
+    /// Kills the whole tree with SIGKILL so that forks cannot outrun it,
+    /// reaps what it adopted, and waits until no member is left or
+    /// `limit` has passed. Returns the pids that were killed.
+    pub fn kill(&mut self, limit: Duration) -> Vec<i32> {
+        let deadline = Instant::now() + limit;
+        let mut killed: HashSet<i32> = HashSet::new();
+        loop {
+            let members = self.members();
+            if members.is_empty() {
+                break;
+            }
+            match &self.cgroup {
+                Some(cg) => {
+                    killed.extend(members.iter().map(|m| m.pid));
+                    if cg.kill_all().is_err() {
+                        for m in &members {
+                            let _ = kill(Pid::from_raw(m.pid), Signal::SIGKILL);
+                        }
+                    }
+                }
+                None => {
+                    let stopped = self.stop_all(deadline);
+                    for &pid in &stopped {
+                        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+                    }
+                    killed.extend(stopped);
+                }
+            }
+            self.reap_until_gone(deadline);
+            if Instant::now() >= deadline {
+                break;
+            }
+        }
+        self.reap();
+        let mut v: Vec<i32> = killed.into_iter().collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// SIGSTOPs members until a walk finds none that has not been sent
+    /// SIGSTOP: the set is then closed, since a process with a stop
+    /// pending cannot finish a fork (the kernel restarts the fork after
+    /// the signal).
+    fn stop_all(&mut self, deadline: Instant) -> HashSet<i32> {
+        let mut stopped: HashSet<i32> = HashSet::new();
+        loop {
+            let mut fresh = false;
+            for m in self.members() {
+                if stopped.insert(m.pid) {
+                    let _ = kill(Pid::from_raw(m.pid), Signal::SIGSTOP);
+                    fresh = true;
+                }
+            }
+            if !fresh || Instant::now() >= deadline {
+                return stopped;
+            }
+        }
+    }
+
+    /// Reaps zombies we adopted and waits (polling, 1 ms steps) until the
+    /// tree has no live member or the deadline passes.
+    fn reap_until_gone(&mut self, deadline: Instant) {
+        loop {
+            self.reap();
+            if self.is_empty() || Instant::now() >= deadline {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    /// Reaps every zombie child of ours that belongs to the tree (by pid,
+    /// with `WNOHANG`), the leader included. Returns how many.
+    pub fn reap(&mut self) -> usize {
+        if !has_children() {
+            return 0;
+        }
+        let mut n = 0;
+        let zombies: Vec<ProcInfo> = procfs::processes()
+            .into_iter()
+            .filter(|p| p.ppid == self.me && p.is_zombie() && self.is_ours(p))
+            .collect();
+        for z in zombies {
+            if z.pid == self.leader.as_raw() {
+                if let Ok(Some(_)) = self.try_wait() {
+                    n += 1;
+                }
+            } else if let Ok(Some(_)) = sys::wait4(z.pid, true) {
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Stops tracking without killing: live members keep running (moved
+    /// out to sexton's own cgroup in cgroup mode) and the cgroup is
+    /// removed. Idempotent; after this, dropping the tree kills nothing.
+    pub fn release(&mut self) {
+        if self.released {
+            return;
+        }
+        self.released = true;
+        if let Some(mut cg) = self.cgroup.take() {
+            if cg.populated()
+                && let Some(own) = cgroup::own_cgroup()
+            {
+                cg.evacuate(&own);
+            }
+            let _ = cg.remove(Duration::from_millis(500));
+            // Nothing left to kill in it on drop.
+            std::mem::forget(cg);
+        }
+    }
+
+    /// The pipe-holding members: for each live member, which of the given
+    /// pipe inodes it has open, and on which fds.
+    pub fn holders(&mut self, pipes: &[(&'static str, u64)]) -> Vec<(ProcInfo, Vec<&'static str>)> {
+        self.members()
+            .into_iter()
+            .map(|m| {
+                let fds = procfs::fds(m.pid);
+                let holds: Vec<&'static str> = pipes
+                    .iter()
+                    .filter(|(_, ino)| fds.iter().any(|f| f.kind == procfs::FdKind::Pipe(*ino)))
+                    .map(|(name, _)| *name)
+                    .collect();
+                (m, holds)
+            })
+            .collect()
+    }
+}
+
+impl Drop for Tree {
+    /// Last line of defence: a tree that was neither emptied nor released
+    /// is killed, so dropping a `Tree` never leaks processes.
+    fn drop(&mut self) {
+        if !self.released {
+            self.kill(Duration::from_secs(5));
+            if let Some(mut cg) = self.cgroup.take() {
+                let _ = cg.remove(Duration::from_secs(1));
+            }
+        }
+    }
+}
+
+/// True when this process has at least one child, live or zombie
+/// (`waitid(P_ALL, WEXITED|WNOHANG|WNOWAIT)` says ECHILD otherwise).
+pub fn has_children() -> bool {
+    use nix::sys::wait::{Id, WaitPidFlag, waitid};
+    loop {
+        match waitid(
+            Id::All,
+            WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT,
+        ) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(nix::errno::Errno::ECHILD) => return false,
+            _ => return true,
+        }
+    }
+}
+
+/// Raw fd helper for callers that poll the leader.
+pub fn raw(fd: Option<BorrowedFd<'_>>) -> Option<RawFd> {
+    use std::os::fd::AsRawFd;
+    fd.map(|f| f.as_raw_fd())
+}

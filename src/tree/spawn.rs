@@ -1,0 +1,79 @@
+//! What the child does between fork and exec.
+//!
+//! Only async-signal-safe calls happen here: no allocation, no locks, no
+//! logging. Everything the child needs (the cgroup.procs fd, the fds to
+//! keep) is prepared by the parent before the fork.
+
+use crate::sys;
+use std::io;
+use std::os::fd::RawFd;
+use std::os::unix::process::CommandExt;
+
+/// Fork-to-exec setup shared by every spawn into a tree.
+#[derive(Debug, Clone, Default)]
+pub struct ChildSetup {
+    /// `cgroup.procs` of the tree's cgroup: the child writes "0" into it,
+    /// which moves the writer, before it can fork anything.
+    pub cgroup_procs: Option<RawFd>,
+    /// Put the child in a new process group of its own.
+    pub new_group: bool,
+    /// Descriptors above 2 that survive exec; every other one is marked
+    /// close-on-exec.
+    pub pass_fds: Vec<RawFd>,
+    /// Empty the signal mask (sexton blocks signals for its signalfd).
+    pub reset_mask: bool,
+    /// Reset every ignored signal to its default action (daemons).
+    pub reset_dispositions: bool,
+}
+
+impl ChildSetup {
+    /// Installs the setup as a `pre_exec` hook on `cmd`.
+    pub fn apply(&self, cmd: &mut std::process::Command) {
+        if self.new_group {
+            cmd.process_group(0);
+        }
+        let setup = self.clone();
+        // SAFETY: the closure runs in the forked child before exec and
+        // only makes async-signal-safe system calls (write, sigprocmask,
+        // sigaction, close_range/fcntl) on data prepared before the fork.
+        unsafe {
+            cmd.pre_exec(move || setup.in_child());
+        }
+    }
+
+    fn in_child(&self) -> io::Result<()> {
+        if let Some(fd) = self.cgroup_procs {
+            // SAFETY: write(2) of a static buffer to an fd we own.
+            let rc = unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) };
+            if rc != 1 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        if self.reset_mask {
+            let empty = nix::sys::signal::SigSet::empty();
+            nix::sys::signal::sigprocmask(
+                nix::sys::signal::SigmaskHow::SIG_SETMASK,
+                Some(&empty),
+                None,
+            )
+            .map_err(io::Error::from)?;
+        }
+        if self.reset_dispositions {
+            for sig in nix::sys::signal::Signal::iterator() {
+                use nix::sys::signal::{SigHandler, Signal};
+                if sig == Signal::SIGKILL || sig == Signal::SIGSTOP {
+                    continue;
+                }
+                // SAFETY: setting SIG_DFL installs no Rust handler.
+                let _ = unsafe { nix::sys::signal::signal(sig, SigHandler::SigDfl) };
+            }
+        }
+        if sys::cloexec_from(3).is_err() {
+            sys::cloexec_each(3, 65536);
+        }
+        for &fd in &self.pass_fds {
+            sys::keep_across_exec(fd).map_err(io::Error::from_raw_os_error)?;
+        }
+        Ok(())
+    }
+}
