@@ -109,3 +109,97 @@ pub fn wait4(pid: i32, nohang: bool) -> io::Result<Option<(i32, Rusage)>> {
         )));
     }
 }
+
+/// `pidfd_send_signal(pidfd, sig, &info, 0)` with an `SI_QUEUE` siginfo
+/// carrying `value`, as `sigqueue(3)` does by pid.
+///
+/// Sending through a pidfd names one process for good: unlike a pid, it
+/// cannot come to mean another process after the first one exits. rustix
+/// only sends a bare signal through a pidfd and nix has no pidfd call, so
+/// the siginfo form (which lets `sexton daemon --stop` hand its timeout to
+/// the monitor in the signal itself) is raw here. The receiver reads the
+/// value as `ssi_int` from its signalfd.
+///
+/// See <https://man7.org/linux/man-pages/man2/pidfd_send_signal.2.html>.
+pub fn pidfd_send_signal_value(
+    pidfd: std::os::fd::BorrowedFd<'_>,
+    sig: nix::sys::signal::Signal,
+    value: i32,
+) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    /// The generic Linux `siginfo_t` layout of an `SI_QUEUE` signal
+    /// (`_sifields._rt`), padded to the kernel's 128 bytes.
+    #[repr(C)]
+    struct QueueInfo {
+        signo: i32,
+        errno: i32,
+        code: i32,
+        #[cfg(target_pointer_width = "64")]
+        _align: i32,
+        pid: i32,
+        uid: u32,
+        value: usize,
+        _rest: [u8; REST],
+    }
+    /// What follows `value`: 96 bytes on 64-bit targets, 104 on 32-bit.
+    const REST: usize = 128 - 4 * 5 - 2 * std::mem::size_of::<usize>() + 4;
+    const _: () = assert!(std::mem::size_of::<QueueInfo>() == 128);
+    const SI_QUEUE: i32 = -1;
+    let info = QueueInfo {
+        signo: sig as i32,
+        errno: 0,
+        code: SI_QUEUE,
+        #[cfg(target_pointer_width = "64")]
+        _align: 0,
+        pid: std::process::id() as i32,
+        uid: nix::unistd::getuid().as_raw(),
+        value: value as u32 as usize,
+        _rest: [0; REST],
+    };
+    loop {
+        // SAFETY: the syscall reads 128 bytes from `info`, which is a
+        // fully initialised 128-byte struct alive for the call; the pidfd
+        // is borrowed, so it stays open.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                pidfd.as_raw_fd(),
+                sig as libc::c_int,
+                &info as *const QueueInfo,
+                0 as libc::c_uint,
+            )
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// Closes every fd from `first` upwards with one
+/// `close_range(first, ~0, 0)` call (Linux 5.9+); nix and rustix have no
+/// `close_range`. Returns the raw errno so that the caller can fall back
+/// to closing what `/proc/self/fd` lists.
+///
+/// See <https://man7.org/linux/man-pages/man2/close_range.2.html>.
+pub fn close_from(first: RawFd) -> Result<(), i32> {
+    // SAFETY: close_range takes plain integers. The caller (a freshly
+    // detached, single-threaded daemon) owns every fd it closes and keeps
+    // no Rust object referring to them.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            0 as libc::c_uint,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    }
+}

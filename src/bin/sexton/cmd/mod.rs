@@ -1,4 +1,5 @@
 //! One file per command.
 
+pub mod daemon;
 pub mod demo;
 pub mod run;

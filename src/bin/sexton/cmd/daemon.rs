@@ -1,0 +1,198 @@
+//! `sexton daemon [OPTIONS] -- PROGRAM [ARGS...]`,
+//! `sexton daemon --stop --pidfile FILE [--timeout DUR]`,
+//! `sexton daemon --status --pidfile FILE`
+
+use crate::cmd::run::{TrackingArg, parse_duration};
+use crate::exit;
+use clap::Args;
+use sexton::daemon::{self, Daemon, DaemonError, Respawn, Status, Stopped};
+use sexton::tree::Tracking;
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Start PROGRAM as a proper daemon watched by a small monitor that locks
+/// the pidfile; or stop it, or tell whether it runs.
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// Lock FILE for the daemon's life and keep PROGRAM's pid in it.
+    #[arg(long, value_name = "FILE", required_if_eq_any = [("stop", "true"), ("status", "true")])]
+    pub pidfile: Option<PathBuf>,
+    /// Append PROGRAM's stdout to FILE (default /dev/null).
+    #[arg(long, value_name = "FILE", conflicts_with = "log")]
+    pub stdout: Option<PathBuf>,
+    /// Append PROGRAM's stderr, and the monitor's notes, to FILE (default /dev/null).
+    #[arg(long, value_name = "FILE", conflicts_with = "log")]
+    pub stderr: Option<PathBuf>,
+    /// Append both of PROGRAM's streams, and the monitor's notes, to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
+    /// Working directory of the daemon.
+    #[arg(long, value_name = "DIR", default_value = "/")]
+    pub chdir: PathBuf,
+    /// File mode creation mask of the daemon, in octal.
+    #[arg(long, value_name = "MODE", default_value = "022", value_parser = parse_umask)]
+    pub umask: u32,
+    /// Restart PROGRAM when it dies (backoff from 1s doubling to 60s; 5
+    /// starts within 60s that die again make the monitor give up).
+    #[arg(long)]
+    pub respawn: bool,
+    /// First wait before a restart.
+    #[arg(long, value_name = "DUR", default_value = "1s", value_parser = parse_duration, requires = "respawn")]
+    pub respawn_backoff: Duration,
+    /// Longest wait before a restart.
+    #[arg(long, value_name = "DUR", default_value = "60s", value_parser = parse_duration, requires = "respawn")]
+    pub respawn_max: Duration,
+    /// Starts within the crash-loop window after which a death ends the monitor.
+    #[arg(long, value_name = "N", default_value = "5", value_parser = clap::value_parser!(u32).range(1..), requires = "respawn")]
+    pub respawn_limit: u32,
+    /// The crash-loop window (also: a run this long resets the backoff).
+    #[arg(long, value_name = "DUR", default_value = "60s", value_parser = parse_duration, requires = "respawn")]
+    pub respawn_interval: Duration,
+    /// How the monitor follows the daemon's tree.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub tracking: TrackingArg,
+    /// Stop the daemon holding --pidfile: SIGTERM to its whole tree,
+    /// SIGKILL after --timeout, wait until it is gone.
+    #[arg(long, conflicts_with_all = ["status", "command"])]
+    pub stop: bool,
+    /// Exit 0 if the daemon holding --pidfile runs, 1 if the pidfile is
+    /// stale, 3 if there is none (LSB).
+    #[arg(long, conflicts_with = "command")]
+    pub status: bool,
+    /// With --stop: how long after SIGTERM to SIGKILL what is left.
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration, requires = "stop")]
+    pub timeout: Duration,
+    /// The program and its arguments.
+    #[arg(
+        required_unless_present_any = ["stop", "status"],
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "PROGRAM"
+    )]
+    pub command: Vec<OsString>,
+}
+
+fn parse_umask(s: &str) -> Result<u32, String> {
+    match u32::from_str_radix(s, 8) {
+        Ok(m) if m <= 0o777 => Ok(m),
+        _ => Err(format!("invalid umask '{s}' (use octal, e.g. 022)")),
+    }
+}
+
+pub fn main(a: DaemonArgs) -> i32 {
+    if a.stop {
+        return stop(&a);
+    }
+    if a.status {
+        return status(&a);
+    }
+    start(a)
+}
+
+fn start(a: DaemonArgs) -> i32 {
+    let mut d = Daemon::new(a.command)
+        .chdir(a.chdir)
+        .umask(a.umask)
+        .tracking(match a.tracking {
+            TrackingArg::Auto => Tracking::Auto,
+            TrackingArg::Cgroup => Tracking::Cgroup,
+            TrackingArg::Subreaper => Tracking::Subreaper,
+        });
+    if let Some(p) = a.pidfile {
+        d = d.pidfile(p);
+    }
+    if let Some(p) = &a.log {
+        d = d.stdout(p).stderr(p);
+    }
+    if let Some(p) = a.stdout {
+        d = d.stdout(p);
+    }
+    if let Some(p) = a.stderr {
+        d = d.stderr(p);
+    }
+    if a.respawn {
+        d = d.respawn(Respawn {
+            backoff: a.respawn_backoff,
+            backoff_max: a.respawn_max.max(a.respawn_backoff),
+            limit: a.respawn_limit,
+            interval: a.respawn_interval,
+        });
+    }
+    // SAFETY: sexton is single-threaded here (clap spawns no thread).
+    match unsafe { d.start() } {
+        Ok(_) => 0,
+        Err(e) => {
+            let code = match &e {
+                DaemonError::Start { code, .. } => *code,
+                _ => 1,
+            };
+            let hint = match &e {
+                DaemonError::Locked { .. } => {
+                    Some("stop it first with 'sexton daemon --stop --pidfile FILE'")
+                }
+                _ => None,
+            };
+            exit::error(format!("daemon: {e}"), hint);
+            code
+        }
+    }
+}
+
+fn pidfile(a: &DaemonArgs) -> PathBuf {
+    // clap requires --pidfile with --stop and --status.
+    a.pidfile.clone().unwrap_or_default()
+}
+
+fn status(a: &DaemonArgs) -> i32 {
+    let path = pidfile(a);
+    match daemon::status(&path) {
+        Ok(s) => {
+            match s {
+                Status::Running {
+                    monitor,
+                    pid: Some(pid),
+                } => {
+                    println!("running: pid {pid} (monitor {monitor})")
+                }
+                Status::Running { monitor, pid: None } => {
+                    println!("running: waiting to restart (monitor {monitor})")
+                }
+                Status::Stale { pid: Some(pid) } => println!(
+                    "dead: stale pidfile {} names pid {pid}, which is not the daemon",
+                    path.display()
+                ),
+                Status::Stale { pid: None } => {
+                    println!("dead: stale pidfile {}", path.display())
+                }
+                Status::NotRunning => println!("not running"),
+            }
+            s.lsb_code()
+        }
+        Err(e) => {
+            exit::error(format!("daemon: {e}"), None);
+            // LSB: 4 is "status unknown".
+            4
+        }
+    }
+}
+
+fn stop(a: &DaemonArgs) -> i32 {
+    match daemon::stop(&pidfile(a), a.timeout) {
+        Ok(Stopped::Stopped { .. }) => 0,
+        Ok(Stopped::NotRunning(s)) => {
+            match s {
+                Status::Stale { .. } => println!(
+                    "not running (stale pidfile {}; the pid in it was left alone)",
+                    pidfile(a).display()
+                ),
+                _ => println!("not running"),
+            }
+            0
+        }
+        Err(e) => {
+            exit::error(format!("daemon: {e}"), None);
+            1
+        }
+    }
+}

@@ -1,0 +1,403 @@
+//! The monitor: the small sexton process that stays as the daemon's
+//! parent.
+//!
+//! It holds the pidfile's lock for as long as the daemon lives, reaps it
+//! (and every orphan of its tree: the monitor is a child subreaper),
+//! restarts it under `--respawn`, stops its whole tree on request, and
+//! removes the pidfile when it ends.
+//!
+//! One event loop over one fd, a signalfd for SIGCHLD and the control
+//! signals, and at most one deadline (a restart's backoff, or a stop's
+//! kill-after). While the daemon simply runs there is no deadline at
+//! all, so an idle monitor never wakes up.
+//!
+//! Control is by signal, so `kill MONITOR` works as expected:
+//! - SIGTERM, SIGINT, SIGQUIT: stop. The stop signal (SIGTERM) goes to
+//!   the whole tree; whatever is left after the timeout is frozen and
+//!   killed. The timeout is the signal's `sigqueue` value in
+//!   milliseconds when there is one (`sexton daemon --stop` sends it
+//!   through a pidfd), else 10s.
+//! - SIGHUP, SIGUSR1, SIGUSR2: passed on to the program (reload, log
+//!   rotation).
+
+use super::pidfile::Pidfile;
+use super::respawn::{Backoff, Respawn, Verdict};
+use crate::sys;
+use crate::tree::{ChildSetup, LeaderExit, Tracking, Tree, TreeError};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::AsFd;
+use std::os::unix::process::ExitStatusExt;
+use std::time::{Duration, Instant};
+
+/// Stop timeout when the stop signal carries none.
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the final SIGKILL may take to empty the tree.
+const KILL_WAIT: Duration = Duration::from_secs(5);
+/// While stopping, how often to look whether the tree is empty (only
+/// members that are our children announce their death with SIGCHLD).
+const STOPPING_TICK: Duration = Duration::from_millis(10);
+/// `si_code` of a signal sent with `sigqueue`/`pidfd_send_signal`.
+const SI_QUEUE: i32 = -1;
+
+/// What the monitor runs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub argv: Vec<OsString>,
+    pub respawn: Option<Respawn>,
+    pub tracking: Tracking,
+}
+
+/// The first line the monitor writes on the report pipe.
+pub fn report_started(pid: i32, monitor: i32) -> String {
+    format!("started {pid} {monitor}\n")
+}
+
+/// The report line of a start that failed: exit status, then the reason.
+pub fn report_failed(code: i32, reason: &str) -> String {
+    format!("failed {code} {}\n", reason.replace('\n', " "))
+}
+
+enum State {
+    Running(Tree),
+    /// Waiting to start again.
+    Backoff {
+        until: Instant,
+    },
+    Stopping {
+        tree: Tree,
+        kill_at: Instant,
+    },
+}
+
+/// Runs the monitor to its end and exits. `report` is the pipe to the
+/// caller, `pidfile` the already locked pidfile, if any.
+pub fn run(cfg: Config, mut report: File, pidfile: Option<Pidfile>) -> ! {
+    let signals = match control_signals() {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = report.write_all(report_failed(1, &format!("signal setup: {e}")).as_bytes());
+            std::process::exit(1);
+        }
+    };
+    let me = std::process::id() as i32;
+    let mut backoff = cfg.respawn.map(Backoff::new);
+    let tree = match spawn(&cfg) {
+        Ok(t) => t,
+        Err(e) => {
+            let _ =
+                report.write_all(report_failed(start_failure_code(&e), &e.to_string()).as_bytes());
+            drop(report);
+            finish(pidfile, 1);
+        }
+    };
+    let pid = tree.leader().as_raw();
+    if let Some(pf) = &pidfile
+        && let Err(e) = pf.write_pid(pid)
+    {
+        let _ = report.write_all(
+            report_failed(
+                1,
+                &format!("cannot write pidfile {}: {e}", pf.path().display()),
+            )
+            .as_bytes(),
+        );
+        drop(report);
+        drop(tree);
+        finish(pidfile, 1);
+    }
+    if let Some(b) = &mut backoff {
+        b.started(Instant::now());
+    }
+    let _ = report.write_all(report_started(pid, me).as_bytes());
+    drop(report);
+
+    let mut state = State::Running(tree);
+    let mut status = 0;
+    loop {
+        let now = Instant::now();
+        let deadline = match &state {
+            State::Running(_) => None,
+            State::Backoff { until } => Some(*until),
+            State::Stopping { kill_at, .. } => Some((*kill_at).min(now + STOPPING_TICK)),
+        };
+        wait(&signals, deadline.map(|d| d.saturating_duration_since(now)));
+
+        let mut stop: Option<Duration> = None;
+        let mut forward: Vec<Signal> = Vec::new();
+        while let Ok(Some(si)) = signals.read_signal() {
+            match Signal::try_from(si.ssi_signo as i32) {
+                Ok(Signal::SIGTERM | Signal::SIGINT | Signal::SIGQUIT) => {
+                    let t = if si.ssi_code == SI_QUEUE && si.ssi_int >= 0 {
+                        Duration::from_millis(si.ssi_int as u64)
+                    } else {
+                        DEFAULT_STOP_TIMEOUT
+                    };
+                    stop = Some(stop.map_or(t, |s| s.min(t)));
+                }
+                Ok(s @ (Signal::SIGHUP | Signal::SIGUSR1 | Signal::SIGUSR2)) => forward.push(s),
+                _ => {}
+            }
+        }
+        if let State::Running(tree) | State::Stopping { tree, .. } = &mut state {
+            reap(tree);
+            for s in forward {
+                if tree.leader_exit().is_none() {
+                    // The leader is our unreaped child: its pid is ours.
+                    let _ = nix::sys::signal::kill(tree.leader(), s);
+                }
+            }
+        } else {
+            reap_strays();
+        }
+
+        state = match state {
+            State::Running(mut tree) => {
+                if let Some(t) = stop {
+                    note(&format!(
+                        "stopping: SIGTERM to the tree of pid {}, SIGKILL after {}",
+                        tree.leader(),
+                        humantime::format_duration(round_ms(t))
+                    ));
+                    tree.signal(Signal::SIGTERM);
+                    State::Stopping {
+                        tree,
+                        kill_at: Instant::now() + t,
+                    }
+                } else if let Some(exit) = tree.leader_exit() {
+                    status = exit_code(&exit);
+                    note(&format!(
+                        "{} (pid {}) {}",
+                        program(&cfg),
+                        tree.leader(),
+                        describe(&exit)
+                    ));
+                    // The daemon is its tree: what it leaves behind goes
+                    // with it.
+                    tree.kill(KILL_WAIT);
+                    drop(tree);
+                    match after_death(&mut backoff, &pidfile) {
+                        Some(s) => s,
+                        None => finish(pidfile, status),
+                    }
+                } else {
+                    State::Running(tree)
+                }
+            }
+            State::Stopping { mut tree, kill_at } => {
+                let kill_at = stop.map_or(kill_at, |t| kill_at.min(Instant::now() + t));
+                if tree.is_empty() {
+                    drop(tree);
+                    finish(pidfile, 0);
+                } else if Instant::now() >= kill_at {
+                    tree.kill(KILL_WAIT);
+                    drop(tree);
+                    finish(pidfile, 0);
+                } else {
+                    State::Stopping { tree, kill_at }
+                }
+            }
+            State::Backoff { until } => {
+                if stop.is_some() {
+                    finish(pidfile, status);
+                } else if Instant::now() < until {
+                    State::Backoff { until }
+                } else {
+                    match spawn(&cfg) {
+                        Ok(tree) => {
+                            if let Some(b) = &mut backoff {
+                                b.started(Instant::now());
+                            }
+                            if let Some(pf) = &pidfile {
+                                let _ = pf.write_pid(tree.leader().as_raw());
+                            }
+                            State::Running(tree)
+                        }
+                        Err(e) => {
+                            note(&format!("cannot restart: {e}"));
+                            if let Some(b) = &mut backoff {
+                                b.started(Instant::now());
+                            }
+                            match after_death(&mut backoff, &pidfile) {
+                                Some(s) => s,
+                                None => finish(pidfile, 1),
+                            }
+                        }
+                    }
+                }
+            }
+        };
+    }
+}
+
+/// After the program died: the backoff state, or `None` to end.
+fn after_death(backoff: &mut Option<Backoff>, pidfile: &Option<Pidfile>) -> Option<State> {
+    let b = backoff.as_mut()?;
+    match b.died(Instant::now()) {
+        Verdict::RestartIn(wait) => {
+            note(&format!(
+                "restarting in {}",
+                humantime::format_duration(round_ms(wait))
+            ));
+            if let Some(pf) = pidfile {
+                let _ = pf.clear();
+            }
+            Some(State::Backoff {
+                until: Instant::now() + wait,
+            })
+        }
+        Verdict::GiveUp { starts } => {
+            note(&format!(
+                "giving up: {starts} starts within the crash-loop window all died"
+            ));
+            None
+        }
+    }
+}
+
+fn round_ms(d: Duration) -> Duration {
+    Duration::from_millis(d.as_millis() as u64)
+}
+
+fn spawn(cfg: &Config) -> Result<Tree, TreeError> {
+    let mut cmd = std::process::Command::new(&cfg.argv[0]);
+    cmd.args(&cfg.argv[1..]);
+    Tree::spawn(
+        &mut cmd,
+        cfg.tracking,
+        ChildSetup {
+            reset_mask: true,
+            reset_dispositions: true,
+            ..ChildSetup::default()
+        },
+    )
+}
+
+/// The exit status `sexton daemon` reports for a program that could not
+/// start: 127 not found, 126 not executable, else 1.
+pub fn start_failure_code(e: &TreeError) -> i32 {
+    match e {
+        TreeError::NotFound { .. } => 127,
+        TreeError::NotExecutable { .. } => 126,
+        _ => 1,
+    }
+}
+
+/// Blocks the control signals and SIGCHLD and returns a signalfd for
+/// them. The mask is set, not added to: whatever the caller had blocked
+/// is unblocked.
+fn control_signals() -> nix::Result<SignalFd> {
+    let mut set = SigSet::empty();
+    for s in [
+        Signal::SIGCHLD,
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+    ] {
+        set.add(s);
+    }
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(&set), None)?;
+    SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+}
+
+/// Waits for a signal or the timeout (`None`: no timeout at all).
+fn wait(signals: &SignalFd, timeout: Option<Duration>) {
+    let t = match timeout {
+        None => PollTimeout::NONE,
+        Some(d) => {
+            // Round up so a deadline is never polled for in a busy loop.
+            let ms = d.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32;
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+        }
+    };
+    let mut fds = [PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+    // EINTR (or any error) just goes round the loop again.
+    let _ = poll(&mut fds, t);
+}
+
+/// Reaps every exited child until none is left (D2): the leader through
+/// the tree (which keeps its status), adopted orphans by pid.
+fn reap(tree: &mut Tree) {
+    loop {
+        match peek_exited() {
+            Some(pid) if pid == tree.leader().as_raw() => {
+                let _ = tree.try_wait();
+            }
+            Some(pid) => {
+                let _ = sys::wait4(pid, true);
+            }
+            None => return,
+        }
+    }
+}
+
+/// Reaps stray children while no tree runs.
+fn reap_strays() {
+    while let Some(pid) = peek_exited() {
+        let _ = sys::wait4(pid, true);
+    }
+}
+
+/// The pid of one exited, unreaped child, without reaping it
+/// (`waitid(P_ALL, WEXITED|WNOHANG|WNOWAIT)`).
+fn peek_exited() -> Option<i32> {
+    loop {
+        match waitid(
+            Id::All,
+            WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT,
+        ) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Ok(WaitStatus::Exited(pid, _)) | Ok(WaitStatus::Signaled(pid, _, _)) => {
+                return Some(pid.as_raw());
+            }
+            _ => return None,
+        }
+    }
+}
+
+fn exit_code(e: &LeaderExit) -> i32 {
+    match (e.status.code(), e.status.signal()) {
+        (Some(c), _) => c,
+        (None, Some(s)) => 128 + s,
+        _ => 1,
+    }
+}
+
+fn describe(e: &LeaderExit) -> String {
+    match (e.status.code(), e.status.signal()) {
+        (Some(c), _) => format!("exited with status {c}"),
+        (None, Some(s)) => match Signal::try_from(s) {
+            Ok(sig) => format!("was killed by signal {}", crate::parse::signal_name(sig)),
+            Err(_) => format!("was killed by signal {s}"),
+        },
+        _ => "ended".to_string(),
+    }
+}
+
+fn program(cfg: &Config) -> String {
+    cfg.argv[0].to_string_lossy().into_owned()
+}
+
+/// One timestamped line on the monitor's stderr (the daemon's `--stderr`
+/// or `--log` file, else /dev/null).
+fn note(msg: &str) {
+    let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
+    let line = format!("{now} sexton daemon[{}]: {msg}\n", std::process::id());
+    let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
+/// Removes the pidfile (releasing its lock last) and exits.
+fn finish(pidfile: Option<Pidfile>, status: i32) -> ! {
+    if let Some(pf) = pidfile {
+        let _ = pf.remove();
+    }
+    std::process::exit(status)
+}
