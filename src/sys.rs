@@ -203,3 +203,39 @@ pub fn close_from(first: RawFd) -> Result<(), i32> {
         Err(io::Error::last_os_error().raw_os_error().unwrap_or(0))
     }
 }
+
+/// The highest signal number on Linux (`_NSIG - 1`).
+pub const SIGNAL_MAX: i32 = 64;
+
+/// Sets signal `signo` to its default action with a raw
+/// `rt_sigaction(2)`; async-signal-safe, for the window between fork and
+/// exec and for a freshly detached daemon.
+///
+/// Raw because glibc's `sigaction` (and so nix's `signal`) refuses the
+/// two real-time signals it keeps for itself (32 and 33), yet a disposition
+/// of `SIG_IGN` on them is inherited across exec like any other, so a
+/// caller that ignored them would hand that on to a daemon.
+///
+/// See <https://man7.org/linux/man-pages/man2/rt_sigaction.2.html>.
+pub fn default_disposition(signo: i32) -> Result<(), i32> {
+    // The kernel's struct sigaction: handler, flags, restorer (on the
+    // architectures that have one), mask. All zero is SIG_DFL with no
+    // flags and an empty mask whatever the exact layout.
+    let act = [0usize; 4];
+    // SAFETY: the kernel reads at most sizeof(struct sigaction) (at most
+    // 32 bytes on 64-bit Linux) from `act`; no old action is written.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            signo as libc::c_long,
+            act.as_ptr(),
+            std::ptr::null_mut::<libc::c_void>(),
+            8 as libc::size_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    }
+}

@@ -177,16 +177,15 @@ fn close_above(last: RawFd) {
 /// is an error, not its death. (The program gets SIGPIPE's default back
 /// from the tree layer.)
 fn reset_dispositions() {
-    for sig in Signal::iterator() {
-        if sig == Signal::SIGKILL || sig == Signal::SIGSTOP {
+    for signo in 1..=sys::SIGNAL_MAX {
+        if signo == libc::SIGKILL || signo == libc::SIGSTOP {
             continue;
         }
-        let h = if sig == Signal::SIGPIPE {
-            SigHandler::SigIgn
+        if signo == libc::SIGPIPE {
+            // SAFETY: SIG_IGN installs no Rust handler.
+            let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigIgn) };
         } else {
-            SigHandler::SigDfl
-        };
-        // SAFETY: SIG_DFL and SIG_IGN install no Rust handler.
-        let _ = unsafe { signal(sig, h) };
+            let _ = sys::default_disposition(signo);
+        }
     }
 }

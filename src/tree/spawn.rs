@@ -59,13 +59,13 @@ impl ChildSetup {
             .map_err(io::Error::from)?;
         }
         if self.reset_dispositions {
-            for sig in nix::sys::signal::Signal::iterator() {
-                use nix::sys::signal::{SigHandler, Signal};
-                if sig == Signal::SIGKILL || sig == Signal::SIGSTOP {
+            // Every signal, real-time ones included (an ignored one stays
+            // ignored across exec), except the two that cannot be caught.
+            for signo in 1..=sys::SIGNAL_MAX {
+                if signo == libc::SIGKILL || signo == libc::SIGSTOP {
                     continue;
                 }
-                // SAFETY: setting SIG_DFL installs no Rust handler.
-                let _ = unsafe { nix::sys::signal::signal(sig, SigHandler::SigDfl) };
+                let _ = sys::default_disposition(signo);
             }
         }
         if sys::cloexec_from(3).is_err() {
