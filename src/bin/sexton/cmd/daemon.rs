@@ -37,18 +37,20 @@ pub struct DaemonArgs {
     /// starts within 60s that die again make the monitor give up).
     #[arg(long)]
     pub respawn: bool,
-    /// First wait before a restart.
-    #[arg(long, value_name = "DUR", default_value = "1s", value_parser = parse_duration, requires = "respawn")]
-    pub respawn_backoff: Duration,
-    /// Longest wait before a restart.
-    #[arg(long, value_name = "DUR", default_value = "60s", value_parser = parse_duration, requires = "respawn")]
-    pub respawn_max: Duration,
-    /// Starts within the crash-loop window after which a death ends the monitor.
-    #[arg(long, value_name = "N", default_value = "5", value_parser = clap::value_parser!(u32).range(1..), requires = "respawn")]
-    pub respawn_limit: u32,
-    /// The crash-loop window (also: a run this long resets the backoff).
-    #[arg(long, value_name = "DUR", default_value = "60s", value_parser = parse_duration, requires = "respawn")]
-    pub respawn_interval: Duration,
+    /// With --respawn: first wait before a restart [default: 1s].
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub respawn_backoff: Option<Duration>,
+    /// With --respawn: longest wait before a restart [default: 60s].
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub respawn_max: Option<Duration>,
+    /// With --respawn: starts within the window after which a death ends
+    /// the monitor [default: 5].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub respawn_limit: Option<u32>,
+    /// With --respawn: the crash-loop window; a run this long also resets
+    /// the backoff [default: 60s].
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub respawn_interval: Option<Duration>,
     /// How the monitor follows the daemon's tree.
     #[arg(long, value_enum, default_value = "auto")]
     pub tracking: TrackingArg,
@@ -60,9 +62,9 @@ pub struct DaemonArgs {
     /// stale, 3 if there is none (LSB).
     #[arg(long, conflicts_with = "command")]
     pub status: bool,
-    /// With --stop: how long after SIGTERM to SIGKILL what is left.
-    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = parse_duration, requires = "stop")]
-    pub timeout: Duration,
+    /// With --stop: how long after SIGTERM to SIGKILL what is left [default: 10s].
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
     /// The program and its arguments.
     #[arg(
         required_unless_present_any = ["stop", "status"],
@@ -80,7 +82,34 @@ fn parse_umask(s: &str) -> Result<u32, String> {
     }
 }
 
+/// Option combinations clap cannot express (a `--flag` always counts
+/// as present for its `requires`).
+fn check(a: &DaemonArgs) -> Result<(), &'static str> {
+    let knobs = a.respawn_backoff.is_some()
+        || a.respawn_max.is_some()
+        || a.respawn_limit.is_some()
+        || a.respawn_interval.is_some();
+    if knobs && !a.respawn {
+        return Err(
+            "--respawn-backoff, --respawn-max, --respawn-limit and --respawn-interval need --respawn",
+        );
+    }
+    if a.timeout.is_some() && !a.stop {
+        return Err("--timeout goes with --stop");
+    }
+    if (a.stop || a.status)
+        && (a.stdout.is_some() || a.stderr.is_some() || a.log.is_some() || a.respawn)
+    {
+        return Err("--stop and --status take only --pidfile (and --timeout)");
+    }
+    Ok(())
+}
+
 pub fn main(a: DaemonArgs) -> i32 {
+    if let Err(msg) = check(&a) {
+        exit::error(format!("usage: {msg}"), Some("try 'sexton daemon --help'"));
+        return exit::USAGE;
+    }
     if a.stop {
         return stop(&a);
     }
@@ -112,11 +141,13 @@ fn start(a: DaemonArgs) -> i32 {
         d = d.stderr(p);
     }
     if a.respawn {
+        let dflt = Respawn::default();
+        let backoff = a.respawn_backoff.unwrap_or(dflt.backoff);
         d = d.respawn(Respawn {
-            backoff: a.respawn_backoff,
-            backoff_max: a.respawn_max.max(a.respawn_backoff),
-            limit: a.respawn_limit,
-            interval: a.respawn_interval,
+            backoff,
+            backoff_max: a.respawn_max.unwrap_or(dflt.backoff_max).max(backoff),
+            limit: a.respawn_limit.unwrap_or(dflt.limit),
+            interval: a.respawn_interval.unwrap_or(dflt.interval),
         });
     }
     // SAFETY: sexton is single-threaded here (clap spawns no thread).
@@ -178,7 +209,8 @@ fn status(a: &DaemonArgs) -> i32 {
 }
 
 fn stop(a: &DaemonArgs) -> i32 {
-    match daemon::stop(&pidfile(a), a.timeout) {
+    let timeout = a.timeout.unwrap_or(daemon::monitor::DEFAULT_STOP_TIMEOUT);
+    match daemon::stop(&pidfile(a), timeout) {
         Ok(Stopped::Stopped { .. }) => 0,
         Ok(Stopped::NotRunning(s)) => {
             match s {

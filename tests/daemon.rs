@@ -1,0 +1,891 @@
+//! `sexton daemon`: daemonization, the locked pidfile, the monitor
+//! (defect D9), and `--respawn` (D10).
+//!
+//! Every check reads real /proc state of the started processes; waits
+//! poll with a generous deadline. Each test stops what it started in a
+//! Drop guard, even when it fails.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+const SEXTON: &str = env!("CARGO_BIN_EXE_sexton");
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Starts a program from a deliberately dirty environment, then execs
+/// it: cwd kept (argv[1]), umask 077, an extra inheritable fd, signals
+/// blocked (USR1, TERM, CHLD) and ignored (HUP, INT, USR2; python also
+/// leaves SIGPIPE ignored). Writes its pid (which the exec keeps) to
+/// $DIRTY_PIDFILE when set.
+const DIRTY: &str = r#"
+import os, signal, sys
+os.umask(0o077)
+extra = os.open("/dev/null", os.O_RDONLY)
+os.set_inheritable(extra, True)
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1, signal.SIGTERM, signal.SIGCHLD])
+for s in (signal.SIGHUP, signal.SIGINT, signal.SIGUSR2):
+    signal.signal(s, signal.SIG_IGN)
+os.chdir(sys.argv[1])
+if os.environ.get("DIRTY_PIDFILE"):
+    with open(os.environ["DIRTY_PIDFILE"], "w") as f:
+        f.write(str(os.getpid()))
+os.execv(sys.argv[2], sys.argv[2:])
+"#;
+
+// ---------------------------------------------------------------- helpers
+
+/// A scratch directory, removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "sexton-daemon-{name}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Stops the daemon on a pidfile when dropped: `--stop` first, then
+/// SIGKILL to every process it recorded that is still the same process.
+struct Guard {
+    pidfile: PathBuf,
+    pids: Vec<(i32, u64)>,
+}
+
+impl Guard {
+    fn new(pidfile: &Path) -> Guard {
+        Guard {
+            pidfile: pidfile.to_path_buf(),
+            pids: Vec::new(),
+        }
+    }
+    fn track(&mut self, pid: i32) {
+        if let Some(st) = stat(pid) {
+            self.pids.push((pid, st.start));
+        }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = Command::new(SEXTON)
+            .args(["daemon", "--stop", "--timeout", "1s", "--pidfile"])
+            .arg(&self.pidfile)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        for &(pid, start) in &self.pids {
+            if stat(pid).is_some_and(|s| s.start == start) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+}
+
+/// A child process killed and reaped on drop.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn sexton(args: &[&str]) -> Output {
+    Command::new(SEXTON)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run sexton")
+}
+
+fn daemon(args: &[&str]) -> Output {
+    let mut all = vec!["daemon"];
+    all.extend_from_slice(args);
+    sexton(&all)
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + DEADLINE;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The fields of /proc/PID/stat the tests need.
+#[derive(Debug, Clone, Copy)]
+struct Stat {
+    state: char,
+    ppid: i32,
+    pgid: i32,
+    sid: i32,
+    tty_nr: i64,
+    start: u64,
+}
+
+fn stat(pid: i32) -> Option<Stat> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(Stat {
+        state: f[0].chars().next()?,
+        ppid: f[1].parse().ok()?,
+        pgid: f[2].parse().ok()?,
+        sid: f[3].parse().ok()?,
+        tty_nr: f[4].parse().ok()?,
+        start: f[19].parse().ok()?,
+    })
+}
+
+/// Alive: present and not a zombie.
+fn alive(pid: i32) -> bool {
+    stat(pid).is_some_and(|s| s.state != 'Z' && s.state != 'X')
+}
+
+fn status_fields(pid: i32) -> HashMap<String, String> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        .collect()
+}
+
+fn fds(pid: i32) -> Vec<(i32, String)> {
+    let mut v: Vec<(i32, String)> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|rd| {
+            rd.flatten()
+                .filter_map(|e| {
+                    let n = e.file_name().to_str()?.parse().ok()?;
+                    let target = std::fs::read_link(e.path()).ok()?;
+                    Some((n, target.to_string_lossy().into_owned()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn read_pid(path: &Path) -> Option<i32> {
+    std::fs::read_to_string(path)
+        .ok()?
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Who holds a POSIX lock on the file (`F_GETLK`), asked independently
+/// of sexton's own code.
+fn lock_holder(path: &Path) -> Option<i32> {
+    use std::os::fd::AsFd;
+    let f = std::fs::File::open(path).ok()?;
+    // SAFETY: flock is plain old data.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = libc::F_WRLCK as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    nix::fcntl::fcntl(f.as_fd(), nix::fcntl::FcntlArg::F_GETLK(&mut fl)).ok()?;
+    (fl.l_type != libc::F_UNLCK as libc::c_short).then_some(fl.l_pid)
+}
+
+/// Starts a daemon and returns (program pid, monitor pid) once the
+/// pidfile names it.
+fn start(guard: &mut Guard, args: &[&str]) -> (i32, i32) {
+    let mut all = vec!["--pidfile", guard.pidfile.to_str().unwrap()];
+    all.extend_from_slice(args);
+    let out = daemon(&all);
+    assert!(
+        out.status.success(),
+        "start failed: {:?} {}",
+        out.status,
+        text(&out.stderr)
+    );
+    let pid = read_pid(&guard.pidfile).expect("pidfile names the program once start returns");
+    let monitor = stat(pid).expect("program alive").ppid;
+    guard.track(pid);
+    guard.track(monitor);
+    (pid, monitor)
+}
+
+fn bit(mask_hex: &str, sig: i32) -> bool {
+    u64::from_str_radix(mask_hex, 16).unwrap() & (1 << (sig - 1)) != 0
+}
+
+/// Everything that is wrong with `pid` as a daemon; empty when it is a
+/// proper one. `stdio` is what fds 0, 1, 2 must point at.
+fn daemon_defects(pid: i32, stdio: [&str; 3]) -> Vec<String> {
+    let mut bad = Vec::new();
+    let st = stat(pid).expect("probe alive");
+    let me = stat(std::process::id() as i32).unwrap();
+    if st.sid == me.sid {
+        bad.push(format!("still in the caller's session {}", st.sid));
+    }
+    if st.sid == pid {
+        bad.push("session leader (could acquire a terminal)".into());
+    }
+    if st.tty_nr != 0 {
+        bad.push(format!("controlling terminal {}", st.tty_nr));
+    }
+    let cwd = std::fs::read_link(format!("/proc/{pid}/cwd")).unwrap();
+    if cwd != Path::new("/") {
+        bad.push(format!("cwd {}", cwd.display()));
+    }
+    let s = status_fields(pid);
+    if s["Umask"] != "0022" {
+        bad.push(format!("umask {}", s["Umask"]));
+    }
+    if !s["SigBlk"].trim_start_matches('0').is_empty() {
+        bad.push(format!("blocked signals {}", s["SigBlk"]));
+    }
+    if !s["SigIgn"].trim_start_matches('0').is_empty() {
+        bad.push(format!("ignored signals {}", s["SigIgn"]));
+    }
+    let fds = fds(pid);
+    let numbers: Vec<i32> = fds.iter().map(|f| f.0).collect();
+    if numbers != [0, 1, 2] {
+        bad.push(format!("fds {numbers:?}"));
+    }
+    for (fd, target) in &fds {
+        if (*fd as usize) < 3 && target != stdio[*fd as usize] {
+            bad.push(format!("fd {fd} -> {target}"));
+        }
+    }
+    bad
+}
+
+// ------------------------------------------------------------------ tests
+
+/// The probe (`sleep`, which changes nothing of what it inherits) is
+/// started by sexton from a dirty environment inside a pseudo-terminal
+/// (`script`), and inspected through /proc. The negative control is the
+/// same program started from the same environment without sexton: every
+/// check must fire on it.
+#[test]
+fn d9_daemon_is_clean_even_from_a_dirty_start() {
+    let dir = Scratch::new("clean");
+    let dirty = dir.path("dirty.py");
+    std::fs::write(&dirty, DIRTY).unwrap();
+    let pidfile = dir.path("probe.pid");
+    let mut guard = Guard::new(&pidfile);
+    let inner = format!(
+        "python3 {} {} {SEXTON} daemon --pidfile {} -- /bin/sleep 600",
+        dirty.display(),
+        dir.0.display(),
+        pidfile.display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stdout));
+    let pid = read_pid(&pidfile).expect("pidfile written");
+    guard.track(pid);
+    let monitor = stat(pid).unwrap().ppid;
+    guard.track(monitor);
+    // `script` has exited and hung up its terminal: the daemon lives on.
+    assert!(alive(pid));
+    let defects = daemon_defects(pid, ["/dev/null"; 3]);
+    assert!(defects.is_empty(), "daemon defects: {defects:?}");
+    // In the monitor's session, whose leader (the intermediate child) is
+    // gone.
+    assert_eq!(stat(pid).unwrap().sid, stat(monitor).unwrap().sid);
+    // Its own process group, so a signal to the group reaches its
+    // children and nothing of the monitor.
+    assert_eq!(stat(pid).unwrap().pgid, pid);
+
+    // Negative control: the same start without sexton.
+    let raw_pid = dir.path("raw.pid");
+    let inner = format!(
+        "python3 {} {} /bin/sleep 600",
+        dirty.display(),
+        dir.0.display()
+    );
+    let _raw = KillOnDrop(
+        Command::new("script")
+            .args(["-qec", &inner, "/dev/null"])
+            .env("DIRTY_PIDFILE", &raw_pid)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let raw = poll("the raw probe", || {
+        read_pid(&raw_pid).filter(|&p| {
+            std::fs::read_link(format!("/proc/{p}/exe"))
+                .is_ok_and(|e| e.to_string_lossy().ends_with("/sleep"))
+        })
+    });
+    let raw_defects = daemon_defects(raw, ["/dev/null"; 3]).join("; ");
+    let _kill_raw = RawKill(raw);
+    for expected in [
+        "session leader",
+        "controlling terminal",
+        "cwd",
+        "umask 0077",
+        "blocked signals",
+        "ignored signals",
+        "fds",
+    ] {
+        assert!(
+            raw_defects.contains(expected),
+            "negative control misses {expected:?}: {raw_defects}"
+        );
+    }
+}
+
+/// Kills one pid on drop (the negative control's probe).
+struct RawKill(i32);
+
+impl Drop for RawKill {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.0),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+}
+
+#[test]
+fn d9_pidfile_holds_the_pid_and_the_monitor_holds_its_lock() {
+    let dir = Scratch::new("lock");
+    let pidfile = dir.path("d.pid");
+    let mut guard = Guard::new(&pidfile);
+    let (pid, monitor) = start(&mut guard, &["--", "sleep", "600"]);
+    assert_eq!(
+        std::fs::read_to_string(&pidfile).unwrap(),
+        format!("{pid}\n")
+    );
+    assert_eq!(lock_holder(&pidfile), Some(monitor));
+    assert_ne!(monitor, std::process::id() as i32);
+    // The program does not hold the pidfile open.
+    assert!(fds(pid).iter().all(|(_, t)| !t.ends_with("d.pid")));
+    let out = daemon(&["--status", "--pidfile", pidfile.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains(&format!("pid {pid}")));
+
+    let out = daemon(&["--stop", "--pidfile", pidfile.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // When --stop returns: lock released, file gone, program gone.
+    assert!(!pidfile.exists());
+    assert!(!alive(pid));
+    assert!(!alive(monitor));
+    let out = daemon(&["--status", "--pidfile", pidfile.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3));
+    // --stop again: nothing to do, still success.
+    let out = daemon(&["--stop", "--pidfile", pidfile.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("not running"));
+}
+
+/// A pidfile left behind names a pid that now belongs to an unrelated
+/// live process: it is reported as stale, and --stop leaves that process
+/// alone. The negative control is the lock check itself: the same file
+/// held by a monitor reports running.
+#[test]
+fn d9_stale_pidfile_naming_a_live_process_is_not_running() {
+    let dir = Scratch::new("stale");
+    let pidfile = dir.path("d.pid");
+    let mut innocent = KillOnDrop(Command::new("sleep").arg("600").spawn().unwrap());
+    let innocent_pid = innocent.0.id() as i32;
+    std::fs::write(&pidfile, format!("{innocent_pid}\n")).unwrap();
+
+    let out = daemon(&["--status", "--pidfile", pidfile.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    assert!(text(&out.stdout).contains("stale"));
+    let out = daemon(&[
+        "--stop",
+        "--timeout",
+        "1s",
+        "--pidfile",
+        pidfile.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("not running"));
+    assert!(
+        innocent.0.try_wait().unwrap().is_none(),
+        "innocent process was killed"
+    );
+    assert!(alive(innocent_pid));
+
+    // A new daemon takes the stale file over.
+    let mut guard = Guard::new(&pidfile);
+    let (pid, _) = start(&mut guard, &["--", "sleep", "600"]);
+    assert_ne!(pid, innocent_pid);
+    let out = daemon(&["--status", "--pidfile", pidfile.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    let out = daemon(&["--stop", "--pidfile", pidfile.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert!(!alive(pid));
+    assert!(
+        alive(innocent_pid),
+        "stopping the daemon hit the innocent process"
+    );
+}
+
+/// Two daemons on one pidfile: the second refuses. Then several started
+/// at the same instant: exactly one wins the lock.
+#[test]
+fn d9_second_daemon_on_one_pidfile_refuses() {
+    let dir = Scratch::new("twice");
+    let pidfile = dir.path("d.pid");
+    let mut guard = Guard::new(&pidfile);
+    let (pid, monitor) = start(&mut guard, &["--", "sleep", "600"]);
+    let marker = dir.path("second-ran");
+    let out = daemon(&[
+        "--pidfile",
+        pidfile.to_str().unwrap(),
+        "--",
+        "touch",
+        marker.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(err.starts_with("sexton: daemon: "), "{err}");
+    assert!(
+        err.contains("already running") && err.contains(&monitor.to_string()),
+        "{err}"
+    );
+    assert!(!marker.exists(), "the second program ran");
+    assert_eq!(read_pid(&pidfile), Some(pid));
+    assert!(alive(pid));
+    drop(guard);
+    assert!(!alive(pid));
+
+    // The race: N starts at once on a fresh pidfile.
+    let race = dir.path("race.pid");
+    let mut guard = Guard::new(&race);
+    let children: Vec<Child> = (0..4)
+        .map(|_| {
+            Command::new(SEXTON)
+                .args([
+                    "daemon",
+                    "--pidfile",
+                    race.to_str().unwrap(),
+                    "--",
+                    "sleep",
+                    "600",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outs: Vec<Output> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    if let Some(p) = read_pid(&race) {
+        guard.track(p);
+    }
+    let winners = outs.iter().filter(|o| o.status.success()).count();
+    assert_eq!(
+        winners,
+        1,
+        "{:?}",
+        outs.iter().map(|o| text(&o.stderr)).collect::<Vec<_>>()
+    );
+    for o in outs.iter().filter(|o| !o.status.success()) {
+        assert!(
+            text(&o.stderr).contains("already running"),
+            "{}",
+            text(&o.stderr)
+        );
+    }
+    // Only the winner's program runs: no other `sleep` has a parent
+    // started on this pidfile.
+    let race_s = race.to_str().unwrap().to_string();
+    let running: Vec<i32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&p| {
+            let Some(st) = stat(p) else { return false };
+            let parent = std::fs::read(format!("/proc/{}/cmdline", st.ppid)).unwrap_or_default();
+            alive(p)
+                && text(&parent).contains(&race_s)
+                && std::fs::read_link(format!("/proc/{p}/exe"))
+                    .is_ok_and(|e| e.to_string_lossy().ends_with("/sleep"))
+        })
+        .collect();
+    assert_eq!(running, vec![read_pid(&race).unwrap()]);
+}
+
+#[test]
+fn d9_start_failures_exit_non_zero_with_the_reason() {
+    let dir = Scratch::new("fail");
+    let pidfile = dir.path("d.pid");
+    let p = pidfile.to_str().unwrap();
+
+    let out = daemon(&["--pidfile", p, "--", "no-such-program-here"]);
+    assert_eq!(out.status.code(), Some(127));
+    assert!(text(&out.stderr).contains("no-such-program-here: command not found"));
+    assert!(!pidfile.exists(), "a failed start left its pidfile");
+
+    let script = dir.path("not-executable.sh");
+    std::fs::write(&script, "#!/bin/sh\n").unwrap();
+    let out = daemon(&["--pidfile", p, "--", script.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(126), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("permission denied"));
+
+    let out = daemon(&["--pidfile", "/nonexistent-dir/d.pid", "--", "sleep", "600"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("cannot use pidfile /nonexistent-dir/d.pid"));
+
+    let out = daemon(&["--chdir", "/nonexistent-dir", "--", "sleep", "600"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("/nonexistent-dir"));
+
+    // Usage errors: exit 2, one line and a hint.
+    for args in [
+        &[][..],
+        &["--stop"][..],
+        &["--status"][..],
+        &["--umask", "999", "--", "true"][..],
+        &["--respawn-limit", "3", "--", "true"][..],
+        &["--stop", "--pidfile", p, "--", "true"][..],
+        &["--timeout", "1s", "--pidfile", p, "--", "true"][..],
+    ] {
+        let out = daemon(args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(text(&out.stderr).starts_with("sexton: usage: "), "{args:?}");
+    }
+}
+
+#[test]
+fn d9_stdio_goes_to_the_given_files_relative_to_the_caller() {
+    let dir = Scratch::new("stdio");
+    let pidfile = dir.path("d.pid");
+    let mut guard = Guard::new(&pidfile);
+    let out = Command::new(SEXTON)
+        .current_dir(&dir.0)
+        .args([
+            "daemon",
+            "--pidfile",
+            "d.pid",
+            "--stdout",
+            "out.txt",
+            "--stderr",
+            "err.txt",
+            "--",
+            "sh",
+            "-c",
+            "echo to-out; echo to-err >&2; exec sleep 600",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let pid = read_pid(&pidfile).unwrap();
+    guard.track(pid);
+    let out_file = dir.path("out.txt");
+    let err_file = dir.path("err.txt");
+    poll("both streams written", || {
+        let o = std::fs::read_to_string(&out_file).ok()?;
+        let e = std::fs::read_to_string(&err_file).ok()?;
+        (o.contains("to-out") && e.contains("to-err")).then_some(())
+    });
+    assert_eq!(std::fs::read_to_string(&out_file).unwrap(), "to-out\n");
+    let out_s = out_file.to_str().unwrap();
+    let err_s = err_file.to_str().unwrap();
+    // `sh` exec'd sleep: the probe is the same pid.
+    poll("sleep exec'd", || {
+        std::fs::read_link(format!("/proc/{pid}/exe"))
+            .ok()
+            .filter(|e| e.to_string_lossy().ends_with("/sleep"))
+    });
+    let defects = daemon_defects(pid, ["/dev/null", out_s, err_s]);
+    assert!(defects.is_empty(), "{defects:?}");
+    // Negative control: the check notices stdio on the wrong files.
+    assert!(!daemon_defects(pid, ["/dev/null"; 3]).is_empty());
+    drop(guard);
+
+    // --log: both streams in one file, monitor notes included.
+    let pidfile = dir.path("l.pid");
+    let log = dir.path("both.log");
+    let mut guard = Guard::new(&pidfile);
+    let (pid, _) = start(
+        &mut guard,
+        &[
+            "--log",
+            log.to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            "echo one; echo two >&2; exec sleep 600",
+        ],
+    );
+    poll("log written", || {
+        let t = std::fs::read_to_string(&log).ok()?;
+        (t.contains("one\n") && t.contains("two\n")).then_some(())
+    });
+    let out = daemon(&["--stop", "--pidfile", pidfile.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert!(!alive(pid));
+    let t = std::fs::read_to_string(&log).unwrap();
+    assert!(t.contains("stopping: SIGTERM"), "{t}");
+}
+
+/// --stop reaches the whole tree: a child in the program's group and an
+/// escapee in a session of its own. Run with both tracking backends.
+#[test]
+fn d9_stop_kills_the_whole_tree_escapees_included() {
+    for tracking in ["subreaper", "auto"] {
+        let dir = Scratch::new("tree");
+        let pidfile = dir.path("d.pid");
+        let esc = dir.path("esc");
+        let kid = dir.path("kid");
+        let mut guard = Guard::new(&pidfile);
+        let script = format!(
+            "setsid sleep 600 & echo $! > {}; sleep 600 & echo $! > {}; exec sleep 600",
+            esc.display(),
+            kid.display()
+        );
+        let (pid, _) = start(
+            &mut guard,
+            &["--tracking", tracking, "--", "sh", "-c", &script],
+        );
+        let esc_pid = poll("escapee", || read_pid(&esc).filter(|&p| stat(p).is_some()));
+        let kid_pid = poll("kid", || read_pid(&kid).filter(|&p| stat(p).is_some()));
+        guard.track(esc_pid);
+        guard.track(kid_pid);
+        // It did escape: own session, not the program's.
+        poll("escapee in its own session", || {
+            stat(esc_pid).filter(|s| s.sid == esc_pid).map(|_| ())
+        });
+        assert_ne!(stat(esc_pid).unwrap().sid, stat(pid).unwrap().sid);
+        assert!(alive(esc_pid) && alive(kid_pid) && alive(pid));
+
+        let out = daemon(&["--stop", "--pidfile", pidfile.to_str().unwrap()]);
+        assert!(out.status.success(), "{tracking}: {}", text(&out.stderr));
+        for p in [pid, kid_pid, esc_pid] {
+            assert!(!alive(p), "{tracking}: pid {p} survived --stop");
+        }
+    }
+}
+
+/// A program that ignores SIGTERM is SIGKILLed after --timeout.
+#[test]
+fn d9_stop_escalates_to_sigkill_after_the_timeout() {
+    let dir = Scratch::new("kill");
+    let pidfile = dir.path("d.pid");
+    let log = dir.path("log");
+    let mut guard = Guard::new(&pidfile);
+    let (pid, _) = start(
+        &mut guard,
+        &[
+            "--log",
+            log.to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            "trap '' TERM; exec sleep 600",
+        ],
+    );
+    // Negative control: the program really ignores SIGTERM.
+    poll("TERM ignored", || {
+        let s = status_fields(pid);
+        s.get("SigIgn").filter(|m| bit(m, 15)).map(|_| ())
+    });
+    let out = daemon(&[
+        "--stop",
+        "--timeout",
+        "300ms",
+        "--pidfile",
+        pidfile.to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!alive(pid));
+    assert!(!pidfile.exists());
+    let t = std::fs::read_to_string(&log).unwrap();
+    assert!(t.contains("SIGKILL after 300ms"), "{t}");
+}
+
+/// Start times of a crashing program, one line each (seconds, with ns).
+fn starts(path: &Path) -> Vec<f64> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+#[test]
+fn d10_respawn_backs_off_and_gives_up_at_the_limit() {
+    let dir = Scratch::new("respawn");
+    let pidfile = dir.path("d.pid");
+    let log = dir.path("log");
+    let record = dir.path("starts");
+    let _guard = Guard::new(&pidfile);
+    let script = format!("date +%s.%N >> {}; exit 3", record.display());
+    let out = daemon(&[
+        "--pidfile",
+        pidfile.to_str().unwrap(),
+        "--log",
+        log.to_str().unwrap(),
+        "--respawn",
+        "--respawn-backoff",
+        "100ms",
+        "--respawn-limit",
+        "5",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    poll("the monitor to give up", || {
+        (!pidfile.exists() && lock_holder(&pidfile).is_none()).then_some(())
+    });
+    let t = starts(&record);
+    assert_eq!(t.len(), 5, "starts: {t:?}");
+    // Each wait is at least the backoff for that restart: 100, 200, 400,
+    // 800 ms (lower bounds only; the machine may be slow).
+    for (i, pair) in t.windows(2).enumerate() {
+        let gap = pair[1] - pair[0];
+        let want = 0.1 * f64::from(1u32 << i);
+        assert!(
+            gap >= want - 0.005,
+            "gap {i} is {gap:.3}s, expected >= {want}s"
+        );
+    }
+    let l = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(l.matches("exited with status 3").count(), 5, "{l}");
+    assert!(
+        l.contains("restarting in 100ms") && l.contains("restarting in 800ms"),
+        "{l}"
+    );
+    assert!(l.contains("giving up"), "{l}");
+
+    // Negative control: without --respawn, one start only.
+    let record2 = dir.path("starts2");
+    let script = format!("date +%s.%N >> {}; exit 3", record2.display());
+    let out = daemon(&[
+        "--pidfile",
+        pidfile.to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert!(out.status.success());
+    poll("the monitor to end", || (!pidfile.exists()).then_some(()));
+    assert_eq!(starts(&record2).len(), 1);
+}
+
+#[test]
+fn d10_respawn_restarts_a_killed_program_with_a_new_pid() {
+    let dir = Scratch::new("restart");
+    let pidfile = dir.path("d.pid");
+    let mut guard = Guard::new(&pidfile);
+    let (pid, monitor) = start(
+        &mut guard,
+        &[
+            "--respawn",
+            "--respawn-backoff",
+            "50ms",
+            "--",
+            "sleep",
+            "600",
+        ],
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let new = poll("a restart", || {
+        read_pid(&pidfile).filter(|&p| p != pid && alive(p))
+    });
+    guard.track(new);
+    assert_eq!(stat(new).unwrap().ppid, monitor);
+    assert!(!alive(pid));
+    assert_eq!(lock_holder(&pidfile), Some(monitor));
+    let out = daemon(&["--stop", "--pidfile", pidfile.to_str().unwrap()]);
+    assert!(out.status.success());
+    assert!(!alive(new));
+}
+
+/// Without --respawn, the program's end is the monitor's: the pidfile
+/// goes, the status says not running.
+#[test]
+fn d9_program_exit_ends_the_monitor_and_removes_the_pidfile() {
+    let dir = Scratch::new("exit");
+    let pidfile = dir.path("d.pid");
+    let mut guard = Guard::new(&pidfile);
+    let (pid, monitor) = start(&mut guard, &["--", "sleep", "600"]);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    poll("the pidfile removed", || (!pidfile.exists()).then_some(()));
+    poll("the monitor gone", || (!alive(monitor)).then_some(()));
+    let out = daemon(&["--status", "--pidfile", pidfile.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3));
+}
+
+/// The monitor's own fds: stdio on /dev/null (no files given), the
+/// pidfile, and its event sources; nothing inherited from the caller.
+#[test]
+fn d9_monitor_keeps_nothing_of_the_caller() {
+    let dir = Scratch::new("monitor");
+    let pidfile = dir.path("d.pid");
+    let mut guard = Guard::new(&pidfile);
+    let (_, monitor) = start(&mut guard, &["--", "sleep", "600"]);
+    let st = stat(monitor).unwrap();
+    assert_ne!(st.sid, monitor, "monitor is a session leader");
+    assert_eq!(st.tty_nr, 0);
+    assert_eq!(
+        std::fs::read_link(format!("/proc/{monitor}/cwd")).unwrap(),
+        Path::new("/")
+    );
+    let fds = fds(monitor);
+    for (fd, target) in &fds {
+        let ok = match fd {
+            0..=2 => target == "/dev/null",
+            _ => {
+                target.ends_with("d.pid")
+                    || target.starts_with("anon_inode:")
+                    || target.ends_with("cgroup.procs")
+            }
+        };
+        assert!(ok, "monitor fd {fd} -> {target}");
+    }
+}
