@@ -889,3 +889,28 @@ fn d9_monitor_keeps_nothing_of_the_caller() {
         assert!(ok, "monitor fd {fd} -> {target}");
     }
 }
+
+/// The monitor killed outright cannot stop the tree or remove the
+/// pidfile: the program dies with it (parent-death signal), so the lock
+/// stays truthful, and the status reports the stale pidfile.
+#[test]
+fn d9_program_dies_with_a_killed_monitor() {
+    let dir = Scratch::new("monkill");
+    let pidfile = dir.path("d.pid");
+    let mut guard = Guard::new(&pidfile);
+    let (pid, monitor) = start(&mut guard, &["--", "sleep", "600"]);
+    assert!(alive(pid));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(monitor),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    poll("the program gone with its monitor", || {
+        (!alive(pid)).then_some(())
+    });
+    poll("the lock released", || {
+        lock_holder(&pidfile).is_none().then_some(())
+    });
+    let out = daemon(&["--status", "--pidfile", pidfile.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+}

@@ -273,6 +273,10 @@ fn spawn(cfg: &Config) -> Result<Tree, TreeError> {
         ChildSetup {
             reset_mask: true,
             reset_dispositions: true,
+            // If the monitor is killed outright (SIGKILL: no chance to
+            // stop the tree), the program goes with it, so that an
+            // unlocked pidfile never hides a running daemon.
+            parent_death_signal: Some(Signal::SIGKILL),
             ..ChildSetup::default()
         },
     )

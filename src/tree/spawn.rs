@@ -24,6 +24,10 @@ pub struct ChildSetup {
     pub reset_mask: bool,
     /// Reset every ignored signal to its default action (daemons).
     pub reset_dispositions: bool,
+    /// Signal the child gets when the process that spawned it dies
+    /// (`PR_SET_PDEATHSIG`). A spawner that died before the `prctl` is
+    /// caught by comparing `getppid` with it, and the child exits.
+    pub parent_death_signal: Option<nix::sys::signal::Signal>,
 }
 
 impl ChildSetup {
@@ -33,15 +37,22 @@ impl ChildSetup {
             cmd.process_group(0);
         }
         let setup = self.clone();
+        let spawner = std::process::id() as i32;
         // SAFETY: the closure runs in the forked child before exec and
-        // only makes async-signal-safe system calls (write, sigprocmask,
-        // sigaction, close_range/fcntl) on data prepared before the fork.
+        // only makes async-signal-safe system calls (prctl, getppid, write,
+        // sigprocmask, rt_sigaction, close_range/fcntl) on data prepared before the fork.
         unsafe {
-            cmd.pre_exec(move || setup.in_child());
+            cmd.pre_exec(move || setup.in_child(spawner));
         }
     }
 
-    fn in_child(&self) -> io::Result<()> {
+    fn in_child(&self, spawner: i32) -> io::Result<()> {
+        if let Some(sig) = self.parent_death_signal {
+            nix::sys::prctl::set_pdeathsig(sig).map_err(io::Error::from)?;
+            if nix::unistd::getppid().as_raw() != spawner {
+                return Err(io::Error::from_raw_os_error(libc::ESRCH));
+            }
+        }
         if let Some(fd) = self.cgroup_procs {
             // SAFETY: write(2) of a static buffer to an fd we own.
             let rc = unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) };
