@@ -180,6 +180,17 @@ fn status_fields(pid: i32) -> HashMap<String, String> {
         .collect()
 }
 
+/// Waits until `pid` has finished exec'ing `comm`. The kernel sets the
+/// new name after it has closed the close-on-exec fds, whereas the exe
+/// link changes (and the spawner's exec-error pipe closes) before that.
+fn wait_exec(pid: i32, comm: &str) {
+    poll("exec to complete", || {
+        let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let name = &s[s.find('(')? + 1..s.rfind(')')?];
+        (name == comm).then_some(())
+    });
+}
+
 fn fds(pid: i32) -> Vec<(i32, String)> {
     let mut v: Vec<(i32, String)> = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .map(|rd| {
@@ -274,7 +285,7 @@ fn daemon_defects(pid: i32, stdio: [&str; 3]) -> Vec<String> {
     let fds = fds(pid);
     let numbers: Vec<i32> = fds.iter().map(|f| f.0).collect();
     if numbers != [0, 1, 2] {
-        bad.push(format!("fds {numbers:?}"));
+        bad.push(format!("fds {numbers:?}: {fds:?}"));
     }
     for (fd, target) in &fds {
         if (*fd as usize) < 3 && target != stdio[*fd as usize] {
@@ -316,6 +327,7 @@ fn d9_daemon_is_clean_even_from_a_dirty_start() {
     guard.track(monitor);
     // `script` has exited and hung up its terminal: the daemon lives on.
     assert!(alive(pid));
+    wait_exec(pid, "sleep");
     let defects = daemon_defects(pid, ["/dev/null"; 3]);
     assert!(defects.is_empty(), "daemon defects: {defects:?}");
     // In the monitor's session, whose leader (the intermediate child) is
@@ -341,12 +353,8 @@ fn d9_daemon_is_clean_even_from_a_dirty_start() {
             .spawn()
             .unwrap(),
     );
-    let raw = poll("the raw probe", || {
-        read_pid(&raw_pid).filter(|&p| {
-            std::fs::read_link(format!("/proc/{p}/exe"))
-                .is_ok_and(|e| e.to_string_lossy().ends_with("/sleep"))
-        })
-    });
+    let raw = poll("the raw probe", || read_pid(&raw_pid));
+    wait_exec(raw, "sleep");
     let raw_defects = daemon_defects(raw, ["/dev/null"; 3]).join("; ");
     let _kill_raw = RawKill(raw);
     for expected in [
@@ -625,11 +633,7 @@ fn d9_stdio_goes_to_the_given_files_relative_to_the_caller() {
     let out_s = out_file.to_str().unwrap();
     let err_s = err_file.to_str().unwrap();
     // `sh` exec'd sleep: the probe is the same pid.
-    poll("sleep exec'd", || {
-        std::fs::read_link(format!("/proc/{pid}/exe"))
-            .ok()
-            .filter(|e| e.to_string_lossy().ends_with("/sleep"))
-    });
+    wait_exec(pid, "sleep");
     let defects = daemon_defects(pid, ["/dev/null", out_s, err_s]);
     assert!(defects.is_empty(), "{defects:?}");
     // Negative control: the check notices stdio on the wrong files.

@@ -89,27 +89,15 @@ pub fn run(cfg: Config, mut report: File, pidfile: Option<Pidfile>) -> ! {
     let mut backoff = cfg.respawn.map(Backoff::new);
     let tree = match spawn(&cfg) {
         Ok(t) => t,
-        Err(e) => {
-            let _ =
-                report.write_all(report_failed(start_failure_code(&e), &e.to_string()).as_bytes());
-            drop(report);
-            finish(pidfile, 1);
-        }
+        Err(e) => fail_start(report, pidfile, start_failure_code(&e), &e.to_string()),
     };
     let pid = tree.leader().as_raw();
     if let Some(pf) = &pidfile
         && let Err(e) = pf.write_pid(pid)
     {
-        let _ = report.write_all(
-            report_failed(
-                1,
-                &format!("cannot write pidfile {}: {e}", pf.path().display()),
-            )
-            .as_bytes(),
-        );
-        drop(report);
+        let msg = format!("cannot write pidfile {}: {e}", pf.path().display());
         drop(tree);
-        finish(pidfile, 1);
+        fail_start(report, pidfile, 1, &msg);
     }
     if let Some(b) = &mut backoff {
         b.started(Instant::now());
@@ -396,6 +384,16 @@ fn note(msg: &str) {
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
     let line = format!("{now} sexton daemon[{}]: {msg}\n", std::process::id());
     let _ = std::io::stderr().write_all(line.as_bytes());
+}
+
+/// A start that failed: clean up first (the pidfile goes), then tell
+/// the caller, so that when it returns nothing of the attempt is left.
+fn fail_start(mut report: File, pidfile: Option<Pidfile>, code: i32, reason: &str) -> ! {
+    if let Some(pf) = pidfile {
+        let _ = pf.remove();
+    }
+    let _ = report.write_all(report_failed(code, reason).as_bytes());
+    std::process::exit(1)
 }
 
 /// Removes the pidfile (releasing its lock last) and exits.
