@@ -918,3 +918,58 @@ fn d9_program_dies_with_a_killed_monitor() {
     let out = daemon(&["--status", "--pidfile", pidfile.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
 }
+
+#[test]
+fn d9_chdir_and_umask_options_are_applied() {
+    let dir = Scratch::new("opts");
+    let pidfile = dir.path("d.pid");
+    let mut guard = Guard::new(&pidfile);
+    let (pid, monitor) = start(
+        &mut guard,
+        &[
+            "--chdir",
+            dir.0.to_str().unwrap(),
+            "--umask",
+            "027",
+            "--",
+            "sleep",
+            "600",
+        ],
+    );
+    wait_exec(pid, "sleep");
+    for p in [pid, monitor] {
+        assert_eq!(std::fs::read_link(format!("/proc/{p}/cwd")).unwrap(), dir.0);
+        assert_eq!(status_fields(p)["Umask"], "0027");
+    }
+}
+
+/// SIGHUP, SIGUSR1 and SIGUSR2 sent to the monitor reach the program.
+#[test]
+fn d9_monitor_passes_hup_and_usr_signals_to_the_program() {
+    let dir = Scratch::new("hup");
+    let pidfile = dir.path("d.pid");
+    let log = dir.path("log");
+    let ready = dir.path("ready");
+    let mut guard = Guard::new(&pidfile);
+    let script = format!(
+        "trap 'echo got-hup' HUP; trap 'echo got-usr1' USR1; touch {}; while :; do sleep 0.05; done",
+        ready.display()
+    );
+    let (_, monitor) = start(
+        &mut guard,
+        &["--log", log.to_str().unwrap(), "--", "sh", "-c", &script],
+    );
+    poll("traps set", || ready.exists().then_some(()));
+    for sig in [
+        nix::sys::signal::Signal::SIGHUP,
+        nix::sys::signal::Signal::SIGUSR1,
+    ] {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(monitor), sig).unwrap();
+    }
+    poll("both signals handled", || {
+        let t = std::fs::read_to_string(&log).ok()?;
+        (t.contains("got-hup") && t.contains("got-usr1")).then_some(())
+    });
+    // The monitor itself lives on (HUP did not stop the daemon).
+    assert_eq!(lock_holder(&pidfile), Some(monitor));
+}
