@@ -375,7 +375,7 @@ pub enum Stopped {
 /// through a pidfd opened while it still holds the lock, so the signal
 /// cannot reach a process that merely inherited a reused pid.
 pub fn stop(path: &Path, timeout: Duration) -> Result<Stopped, DaemonError> {
-    let pidfd = loop {
+    let (monitor, fd) = loop {
         let monitor = match status(path)? {
             Status::Running { monitor, .. } => monitor,
             other => return Ok(Stopped::NotRunning(other)),
@@ -406,7 +406,6 @@ pub fn stop(path: &Path, timeout: Duration) -> Result<Stopped, DaemonError> {
             _ => continue,
         }
     };
-    let (monitor, fd) = pidfd;
     let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
     crate::sys::pidfd_send_signal_value(fd.as_fd(), nix::sys::signal::Signal::SIGTERM, ms)
         .map_err(|e| DaemonError::Signal { monitor, source: e })?;

@@ -47,19 +47,19 @@ const SI_QUEUE: i32 = -1;
 
 /// What the monitor runs.
 #[derive(Debug, Clone)]
-pub struct Config {
-    pub argv: Vec<OsString>,
-    pub respawn: Option<Respawn>,
-    pub tracking: Tracking,
+pub(crate) struct Config {
+    pub(crate) argv: Vec<OsString>,
+    pub(crate) respawn: Option<Respawn>,
+    pub(crate) tracking: Tracking,
 }
 
 /// The first line the monitor writes on the report pipe.
-pub fn report_started(pid: i32, monitor: i32) -> String {
+pub(crate) fn report_started(pid: i32, monitor: i32) -> String {
     format!("started {pid} {monitor}\n")
 }
 
 /// The report line of a start that failed: exit status, then the reason.
-pub fn report_failed(code: i32, reason: &str) -> String {
+pub(crate) fn report_failed(code: i32, reason: &str) -> String {
     format!("failed {code} {}\n", reason.replace('\n', " "))
 }
 
@@ -77,7 +77,7 @@ enum State {
 
 /// Runs the monitor to its end and exits. `report` is the pipe to the
 /// caller, `pidfile` the already locked pidfile, if any.
-pub fn run(cfg: Config, mut report: File, pidfile: Option<Pidfile>) -> ! {
+pub(crate) fn run(cfg: Config, mut report: File, pidfile: Option<Pidfile>) -> ! {
     let signals = match control_signals() {
         Ok(s) => s,
         Err(e) => {
@@ -272,7 +272,7 @@ fn spawn(cfg: &Config) -> Result<Tree, TreeError> {
 
 /// The exit status `sexton daemon` reports for a program that could not
 /// start: 127 not found, 126 not executable, else 1.
-pub fn start_failure_code(e: &TreeError) -> i32 {
+pub(crate) fn start_failure_code(e: &TreeError) -> i32 {
     match e {
         TreeError::NotFound { .. } => 127,
         TreeError::NotExecutable { .. } => 126,
