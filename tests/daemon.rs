@@ -973,3 +973,38 @@ fn d9_monitor_passes_hup_and_usr_signals_to_the_program() {
     // The monitor itself lives on (HUP did not stop the daemon).
     assert_eq!(lock_holder(&pidfile), Some(monitor));
 }
+
+/// Between two starts the pidfile is empty (the old pid may be reused
+/// meanwhile), the monitor still holds it, and --stop ends the wait.
+#[test]
+fn d10_stop_during_a_restart_backoff() {
+    let dir = Scratch::new("backoff");
+    let pidfile = dir.path("d.pid");
+    let mut guard = Guard::new(&pidfile);
+    let (pid, monitor) = start(
+        &mut guard,
+        &["--respawn", "--respawn-backoff", "1h", "--", "sleep", "600"],
+    );
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    poll("the pidfile emptied", || {
+        std::fs::read_to_string(&pidfile)
+            .ok()
+            .filter(|t| t.is_empty())
+    });
+    let out = daemon(&["--status", "--pidfile", pidfile.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        text(&out.stdout).contains("waiting to restart"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(lock_holder(&pidfile), Some(monitor));
+    let out = daemon(&["--stop", "--pidfile", pidfile.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!pidfile.exists());
+    assert!(!alive(monitor));
+}
