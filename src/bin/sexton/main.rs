@@ -21,6 +21,7 @@ struct Cli {
 enum Commands {
     Run(cmd::run::RunArgs),
     Demo(cmd::demo::DemoArgs),
+    Init(cmd::init::InitArgs),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +32,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Commands::Run(a) => cmd::run::main(a),
         Commands::Demo(a) => cmd::demo::main(a),
+        Commands::Init(a) => cmd::init::main(a),
     };
     ExitCode::from(code.clamp(0, 255) as u8)
 }
