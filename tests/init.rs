@@ -41,7 +41,10 @@ impl Guard {
             if let Some(s) = self.0.try_wait().expect("try_wait") {
                 return s;
             }
-            assert!(Instant::now() < deadline, "process did not exit within {limit:?}");
+            assert!(
+                Instant::now() < deadline,
+                "process did not exit within {limit:?}"
+            );
             std::thread::sleep(Duration::from_millis(10));
         }
     }
@@ -152,7 +155,10 @@ fn report(out: &Output) -> std::collections::HashMap<String, f64> {
 }
 
 fn assert_no_zombies(r: &std::collections::HashMap<String, f64>) {
-    assert_eq!(r["adopted"], r["orphans"], "every orphan was adopted: {r:?}");
+    assert_eq!(
+        r["adopted"], r["orphans"],
+        "every orphan was adopted: {r:?}"
+    );
     assert_eq!(r["zombies_left"], 0.0, "zombies left: {r:?}");
     assert_eq!(r["alive_left"], 0.0, "orphans still running: {r:?}");
     assert!(r["time_to_zero_ms"] >= 0.0, "never reached zero: {r:?}");
@@ -253,7 +259,10 @@ fn exit_127_126_125_with_one_line() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
         let first = err.lines().next().unwrap_or("");
-        assert!(first.starts_with("sexton: ") && first.contains(what), "{args:?}: {err}");
+        assert!(
+            first.starts_with("sexton: ") && first.contains(what),
+            "{args:?}: {err}"
+        );
         assert!(!err.contains("panicked"), "{err}");
     }
     let _ = std::fs::remove_dir_all(&dir);
@@ -300,21 +309,35 @@ fn term_to_init_ends_a_whole_shell_pipeline() {
 
 #[test]
 fn child_only_reaches_the_program_alone() {
-    // Negative control for group forwarding: with --child-only, HUP reaches
-    // sh but not the pipeline (sh dies of it; sleep and cat live on until
-    // sexton's own stop signal at the end, i.e. they are seen alive after
-    // sh is gone).
-    let (mut g, sleep, cat) = pipeline(&["--child-only", "--grace", "30s"]);
+    // The stop signal is CONT (harmless) and the grace long, so whatever
+    // ends sleep and cat here is the forwarded HUP itself.
+    let quiet = ["--signal", "CONT", "--grace", "60s"];
+    // Default: HUP goes to the whole group.
+    let (mut g, sleep, cat) = pipeline(&quiet);
+    kill(Pid::from_raw(g.pid()), Signal::SIGHUP).unwrap();
+    assert_eq!(g.wait(Duration::from_secs(30)).code(), Some(128 + 1));
+    assert!(!alive(sleep) && !alive(cat));
+    // --child-only: HUP reaches sh alone; the pipeline outlives it.
+    let mut args = vec!["--child-only"];
+    args.extend(quiet);
+    let (mut g, sleep, cat) = pipeline(&args);
     let sh = descendants(g.pid())
         .into_iter()
         .find(|&p| sexton::procfs::process(p).is_some_and(|i| i.comm == "sh"))
         .expect("sh");
     kill(Pid::from_raw(g.pid()), Signal::SIGHUP).unwrap();
-    assert!(poll_until(Duration::from_secs(20), || !alive(sh)), "sh got no HUP");
-    // sh is gone; init has sent TERM to the leftovers, which obey it.
-    let status = g.wait(Duration::from_secs(30));
-    assert_eq!(status.code(), Some(128 + 1));
-    assert!(!alive(sleep) && !alive(cat));
+    assert!(
+        poll_until(Duration::from_secs(20), || !alive(sh)),
+        "sh got no HUP"
+    );
+    assert!(alive(sleep) && alive(cat), "HUP reached the group");
+    assert!(
+        g.0.try_wait().unwrap().is_none(),
+        "init left before the leftovers"
+    );
+    kill(Pid::from_raw(sleep), Signal::SIGKILL).unwrap();
+    kill(Pid::from_raw(cat), Signal::SIGKILL).unwrap();
+    assert_eq!(g.wait(Duration::from_secs(30)).code(), Some(128 + 1));
 }
 
 #[test]
@@ -439,7 +462,10 @@ sys.exit(code)
         let status = g.wait(Duration::from_secs(60));
         stop.store(true, Ordering::Relaxed);
         storm.join().unwrap();
-        assert!(sent.load(Ordering::Relaxed) > 100, "the storm did not happen");
+        assert!(
+            sent.load(Ordering::Relaxed) > 100,
+            "the storm did not happen"
+        );
         assert_eq!(status.code(), Some(code), "{status:?}");
     }
 }
