@@ -469,3 +469,69 @@ sys.exit(code)
         assert_eq!(status.code(), Some(code), "{status:?}");
     }
 }
+
+fn state(pid: i32) -> char {
+    sexton::procfs::process(pid).map_or('?', |p| p.state)
+}
+
+/// TSTP to init stops the program's group with STOP; as PID 1 init
+/// itself keeps running, elsewhere it stops too (as a shell job would);
+/// CONT resumes everything.
+fn job_stop(init: i32, program: i32, init_stops: bool) {
+    kill(Pid::from_raw(init), Signal::SIGTSTP).unwrap();
+    assert!(
+        poll_until(Duration::from_secs(20), || state(program) == 'T'),
+        "program not stopped: {}",
+        state(program)
+    );
+    if init_stops {
+        assert!(poll_until(Duration::from_secs(20), || state(init) == 'T'));
+    } else {
+        assert_ne!(state(init), 'T', "PID 1 stopped itself");
+    }
+    kill(Pid::from_raw(init), Signal::SIGCONT).unwrap();
+    assert!(poll_until(Duration::from_secs(20), || state(program)
+        != 'T'
+        && state(init) != 'T'));
+    kill(Pid::from_raw(init), Signal::SIGTERM).unwrap();
+}
+
+#[test]
+fn terminal_stop_as_subreaper_stops_program_and_init() {
+    let mut cmd = Command::new(SEXTON);
+    cmd.args(["init", "--", "sleep", "100"]);
+    let mut g = Guard::spawn(&mut cmd);
+    let me = g.pid();
+    let mut prog = 0;
+    assert!(poll_until(Duration::from_secs(20), || {
+        prog = descendants(me).first().copied().unwrap_or(0);
+        prog != 0 && sexton::procfs::process(prog).is_some_and(|p| p.comm == "sleep")
+    }));
+    job_stop(me, prog, true);
+    assert_eq!(g.wait(Duration::from_secs(30)).code(), Some(143));
+}
+
+#[test]
+fn terminal_stop_as_pid1_stops_the_program_not_init() {
+    if !can_unshare() {
+        return;
+    }
+    let mut cmd = unshare();
+    cmd.args([SEXTON, "init", "--", "sleep", "100"]);
+    let mut g = Guard::spawn(&mut cmd);
+    let (mut init, mut prog) = (0, 0);
+    assert!(poll_until(Duration::from_secs(20), || {
+        let snap = sexton::procfs::processes();
+        let ds = descendants(g.pid());
+        let find = |name: &str| {
+            snap.iter()
+                .find(|p| ds.contains(&p.pid) && p.comm == name)
+                .map_or(0, |p| p.pid)
+        };
+        init = find("sexton");
+        prog = find("sleep");
+        init != 0 && prog != 0
+    }));
+    job_stop(init, prog, false);
+    assert_eq!(g.wait(Duration::from_secs(30)).code(), Some(143));
+}
