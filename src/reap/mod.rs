@@ -43,6 +43,14 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
+/// Pause after a pass that reaped several children while others live.
+/// Every `wait4(-1)` walks this process's whole child list in the
+/// kernel, so with thousands of children exiting at once, reaping them a
+/// few per wakeup costs far more than letting them pile up for a moment
+/// and reaping them in batches. Signals that arrive meanwhile wait in the
+/// signalfd; nothing is lost, forwarding is delayed by at most this.
+const BATCH_PAUSE: Duration = Duration::from_millis(2);
+
 /// Errors of the init layer.
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
@@ -158,7 +166,13 @@ impl Init {
         let mut reaped = 0u64;
         let mut killed = false;
         loop {
+            let before = reaped;
             let children = reap_all(&mut tree, leader, &mut reaped)?;
+            if reaped - before > 1 && children {
+                // A storm is on: let more exits pile up before the next
+                // pass (see BATCH_PAUSE).
+                std::thread::sleep(BATCH_PAUSE);
+            }
             if tree.leader_exit().is_some() {
                 if !children {
                     break;
