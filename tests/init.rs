@@ -222,6 +222,8 @@ fn exit_status_is_the_programs() {
         ("kill -TERM $$", 128 + 15),
         ("kill -KILL $$", 128 + 9),
         ("kill -SEGV $$", 128 + 11),
+        // A realtime signal, which nix's Signal enum cannot name.
+        ("kill -s 40 $$", 128 + 40),
     ] {
         let out = init_status(&["--", "sh", "-c", script]);
         assert_eq!(out.status.code(), Some(code), "{script}: {out:?}");
