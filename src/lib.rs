@@ -16,6 +16,7 @@ pub mod daemon;
 pub mod parse;
 pub mod pipes;
 pub mod procfs;
+pub mod reap;
 pub mod run;
 pub mod sys;
 pub mod tree;

@@ -239,3 +239,62 @@ pub fn default_disposition(signo: i32) -> Result<(), i32> {
         Err(io::Error::last_os_error().raw_os_error().unwrap_or(0))
     }
 }
+
+/// `wait4(-1, &status, WNOHANG | __WALL, &rusage)`, retried on EINTR:
+/// reaps any one exited child of this process.
+///
+/// Returns `Ok(Some((pid, raw status, rusage)))` for a reaped child,
+/// `Ok(None)` when children exist but none has exited, and the error
+/// `ECHILD` when there is no child at all. Allocation-free, for the
+/// reaping loop of `init`. Raw because nix's `waitpid` turns an unknown
+/// (realtime) terminating signal into an error after the child is
+/// already reaped, losing its pid, and neither crate returns the rusage.
+///
+/// See <https://man7.org/linux/man-pages/man2/wait4.2.html>.
+pub fn wait4_any() -> io::Result<Option<(i32, i32, Rusage)>> {
+    loop {
+        let mut status: libc::c_int = 0;
+        // SAFETY: rusage is plain old data, zeroed is a valid value.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: both out-pointers are valid for the duration of the call.
+        let rc = unsafe { libc::wait4(-1, &mut status, libc::WNOHANG | libc::__WALL, &mut ru) };
+        if rc < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        if rc == 0 {
+            return Ok(None);
+        }
+        let tv = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+        return Ok(Some((
+            rc,
+            status,
+            Rusage {
+                user_us: tv(ru.ru_utime),
+                sys_us: tv(ru.ru_stime),
+                max_rss_kb: ru.ru_maxrss as u64,
+            },
+        )));
+    }
+}
+
+/// `kill(pid, signo)` with a raw signal number, so that realtime signals
+/// (`SIGRTMIN+n`), which nix's `Signal` enum and rustix's safe
+/// constructors do not represent, can be forwarded as they came.
+/// A negative `pid` names a process group, `-1` every process this one
+/// may signal. Allocation-free.
+///
+/// See <https://man7.org/linux/man-pages/man2/kill.2.html>.
+pub fn kill_raw(pid: i32, signo: i32) -> io::Result<()> {
+    // SAFETY: kill takes plain integers; an invalid pid or signal number
+    // is reported as an error, never undefined behaviour.
+    let rc = unsafe { libc::kill(pid, signo) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}

@@ -144,6 +144,22 @@ pub fn fds_on_pipe(pid: i32, ino: u64) -> Vec<i32> {
         .collect()
 }
 
+/// Address ranges of this process's file mappings that are not
+/// writable (code and constants of the executable and its libraries),
+/// from `/proc/self/maps`. Used by `init` to give back the pages only
+/// start-up touched.
+pub fn own_code_ranges() -> Vec<(usize, usize)> {
+    use ::procfs::process::MMapPath;
+    let Ok(maps) = Process::myself().and_then(|me| me.maps()) else {
+        return Vec::new();
+    };
+    maps.into_iter()
+        .filter(|m| matches!(&m.pathname, MMapPath::Path(_)))
+        .filter(|m| !m.perms.contains(::procfs::process::MMPermissions::WRITE))
+        .map(|m| (m.address.0 as usize, m.address.1 as usize))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

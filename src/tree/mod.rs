@@ -213,6 +213,22 @@ impl Tree {
         self.exit
     }
 
+    /// Hands the tree the leader's status when the caller reaped it
+    /// itself (an init that reaps with `waitpid(-1)` may reap the leader
+    /// before [`Tree::try_wait`] does). Later waits return this status.
+    /// Ignored when the leader's exit is already known.
+    pub fn set_leader_exit(&mut self, raw_status: i32, rusage: Rusage) {
+        use std::os::unix::process::ExitStatusExt;
+        if self.exit.is_none() {
+            self.exit = Some(LeaderExit {
+                status: ExitStatus::from_raw(raw_status),
+                rusage,
+                at: Instant::now(),
+            });
+            self.pidfd = None;
+        }
+    }
+
     /// Reaps the leader if it has exited (`wait4(pid, WNOHANG)`).
     pub fn try_wait(&mut self) -> Result<Option<LeaderExit>, TreeError> {
         self.wait_leader(true)

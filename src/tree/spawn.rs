@@ -28,6 +28,10 @@ pub struct ChildSetup {
     /// (`PR_SET_PDEATHSIG`). A spawner that died before the `prctl` is
     /// caught by comparing `getppid` with it, and the child exits.
     pub parent_death_signal: Option<nix::sys::signal::Signal>,
+    /// Make the child's process group the foreground group of the
+    /// terminal on fd 0, when fd 0 is this session's terminal (`init`:
+    /// the program in its own group can then read the terminal).
+    pub foreground: bool,
 }
 
 impl ChildSetup {
@@ -60,6 +64,9 @@ impl ChildSetup {
                 return Err(io::Error::last_os_error());
             }
         }
+        if self.foreground {
+            take_terminal();
+        }
         if self.reset_mask {
             let empty = nix::sys::signal::SigSet::empty();
             nix::sys::signal::sigprocmask(
@@ -87,4 +94,20 @@ impl ChildSetup {
         }
         Ok(())
     }
+}
+
+/// `tcsetpgrp(0, getpgrp())` with SIGTTOU blocked around it (a process
+/// outside the foreground group gets SIGTTOU for trying otherwise).
+/// Errors are ignored: fd 0 is often not a terminal, or not ours.
+/// Async-signal-safe (sigprocmask, ioctl).
+fn take_terminal() {
+    use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
+    let mut ttou = SigSet::empty();
+    ttou.add(Signal::SIGTTOU);
+    let mut old = SigSet::empty();
+    if sigprocmask(SigmaskHow::SIG_BLOCK, Some(&ttou), Some(&mut old)).is_err() {
+        return;
+    }
+    let _ = nix::unistd::tcsetpgrp(rustix::stdio::stdin(), nix::unistd::getpgrp());
+    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
 }

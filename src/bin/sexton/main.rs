@@ -22,6 +22,7 @@ enum Commands {
     Run(cmd::run::RunArgs),
     Demo(cmd::demo::DemoArgs),
     Daemon(cmd::daemon::DaemonArgs),
+    Init(cmd::init::InitArgs),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +34,7 @@ fn main() -> ExitCode {
         Commands::Run(a) => cmd::run::main(a),
         Commands::Demo(a) => cmd::demo::main(a),
         Commands::Daemon(a) => cmd::daemon::main(a),
+        Commands::Init(a) => cmd::init::main(a),
     };
     ExitCode::from(code.clamp(0, 255) as u8)
 }

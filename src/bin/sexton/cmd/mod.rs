@@ -2,4 +2,5 @@
 
 pub mod daemon;
 pub mod demo;
+pub mod init;
 pub mod run;

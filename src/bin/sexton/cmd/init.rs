@@ -1,0 +1,75 @@
+//! `sexton init [OPTIONS] -- PROGRAM [ARGS...]`
+
+use crate::cmd::run::{parse_duration, parse_signal};
+use crate::exit;
+use clap::Args;
+use nix::sys::signal::Signal;
+use sexton::reap::{Init, InitError};
+use sexton::tree::TreeError;
+use std::ffi::OsString;
+use std::time::Duration;
+
+/// An init for containers and a subreaper elsewhere: reaps every
+/// process, forwards signals, stops leftovers when PROGRAM exits.
+///
+/// Terminal-stop signals (TSTP, TTIN, TTOU) are forwarded as STOP, and
+/// sexton never stops itself as PID 1; when not PID 1 it then stops too,
+/// so the shell sees the job stop (CONT resumes both).
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Forward signals to PROGRAM alone, not to its process group.
+    #[arg(long)]
+    pub child_only: bool,
+    /// Forward signal FROM as TO (TO 0: do not forward FROM); repeatable.
+    #[arg(long, value_name = "FROM:TO", value_parser = parse_rewrite)]
+    pub rewrite: Vec<(Signal, i32)>,
+    /// The stop signal for processes left when PROGRAM exits.
+    #[arg(short = 's', long, value_name = "SIG", default_value = "TERM", value_parser = parse_signal)]
+    pub signal: Signal,
+    /// Time between the stop signal and SIGKILL for leftovers.
+    #[arg(short = 'g', long, value_name = "DUR", default_value = "5s", value_parser = parse_duration)]
+    pub grace: Duration,
+    /// The program and its arguments.
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "PROGRAM"
+    )]
+    pub command: Vec<OsString>,
+}
+
+fn parse_rewrite(s: &str) -> Result<(Signal, i32), String> {
+    let (from, to) = s
+        .split_once(':')
+        .ok_or_else(|| format!("expected FROM:TO, got '{s}'"))?;
+    let from = parse_signal(from)?;
+    let to = match to.trim() {
+        "0" => 0,
+        t => parse_signal(t)? as i32,
+    };
+    Ok((from, to))
+}
+
+pub fn main(a: InitArgs) -> i32 {
+    let mut init = Init::new()
+        .child_only(a.child_only)
+        .stop_signal(a.signal)
+        .grace(a.grace);
+    for &(from, to) in &a.rewrite {
+        init = init.rewrite(from as i32, to);
+    }
+    let mut cmd = std::process::Command::new(&a.command[0]);
+    cmd.args(&a.command[1..]);
+    match init.run(&mut cmd) {
+        Ok(out) => out.exit_code(),
+        Err(e) => {
+            exit::error(&e, None);
+            match e {
+                InitError::Tree(TreeError::NotFound { .. }) => exit::NOT_FOUND,
+                InitError::Tree(TreeError::NotExecutable { .. }) => exit::NOT_EXECUTABLE,
+                _ => exit::FAILED,
+            }
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! The reaping loop of `sexton init`: an init for containers (PID 1 of a
+//! PID namespace) and a child subreaper elsewhere.
+//!
+//! One thread, one loop, a fixed set of one fd (a signalfd) and one
+//! deadline. On every wakeup the loop reaps with
+//! `wait4(-1, WNOHANG)` until the kernel says no child has exited, so
+//! however many SIGCHLDs coalesced into one, no zombie is left (defect
+//! D2). Signals are blocked and read from the signalfd, so no handler
+//! ever interrupts a system call (defect D3); the calls that can still
+//! see EINTR (poll, wait4, read) retry.
+//!
+//! The program is spawned through [`crate::tree`] as the leader of its
+//! own process group, with the subreaper backend: sexton owns every
+//! process below it, so reaping with `waitpid(-1)` steals nothing. The
+//! one race, the loop reaping the leader before the tree does, is closed
+//! by handing the status to the tree ([`Tree::set_leader_exit`]).
+//!
+//! When the program exits, every remaining process gets the stop signal,
+//! then SIGKILL after the grace period; sexton exits with the program's
+//! status once nothing is left. As PID 1 "every remaining process" is
+//! `kill(-1)`, everything in the namespace; elsewhere it is the tracked
+//! tree (descendants and adopted orphans).
+//!
+//! ```no_run
+//! let mut cmd = std::process::Command::new("sh");
+//! cmd.args(["-c", "sleep 1 & exit 3"]);
+//! let out = sexton::reap::Init::new().run(&mut cmd).unwrap();
+//! assert_eq!(out.exit_code(), 3);
+//! ```
+
+pub mod signals;
+
+use crate::sys;
+use crate::tree::{ChildSetup, Tracking, Tree, TreeError};
+use nix::errno::Errno;
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use signals::{Forwarded, Forwarding};
+use std::io;
+use std::os::fd::AsFd;
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+use std::time::{Duration, Instant};
+
+/// Pause after a pass that reaped several children while others live.
+/// Every `wait4(-1)` walks this process's whole child list in the
+/// kernel, so with thousands of children exiting at once, reaping them a
+/// few per wakeup costs far more than letting them pile up for a moment
+/// and reaping them in batches. Signals that arrive meanwhile wait in the
+/// signalfd; nothing is lost, forwarding is delayed by at most this.
+const BATCH_PAUSE: Duration = Duration::from_millis(2);
+
+/// Errors of the init layer.
+#[derive(Debug, thiserror::Error)]
+pub enum InitError {
+    #[error(transparent)]
+    Tree(#[from] TreeError),
+    #[error("cannot set up signal handling: {0}")]
+    Signals(#[source] io::Error),
+    #[error("waiting for events failed: {0}")]
+    Poll(#[source] io::Error),
+    #[error("reaping failed: {0}")]
+    Reap(#[source] io::Error),
+}
+
+/// How an init run ended.
+#[derive(Debug, Clone, Copy)]
+pub struct InitOutcome {
+    /// The program's status.
+    pub status: ExitStatus,
+    /// Processes reaped, the program included.
+    pub reaped: u64,
+    /// Whether leftovers were still alive when the grace ran out.
+    pub killed: bool,
+    /// Whether this init ran as PID 1 of its namespace.
+    pub pid1: bool,
+}
+
+impl InitOutcome {
+    /// The status to exit with: the program's code, or 128+N when it died
+    /// of signal N.
+    pub fn exit_code(&self) -> i32 {
+        match (self.status.code(), self.status.signal()) {
+            (Some(c), _) => c,
+            (None, Some(s)) => 128 + s,
+            _ => 1,
+        }
+    }
+}
+
+/// An init: forwards signals to one program and reaps everything.
+#[derive(Debug, Clone)]
+pub struct Init {
+    forwarding: Forwarding,
+    stop: Signal,
+    grace: Duration,
+}
+
+impl Default for Init {
+    fn default() -> Self {
+        Init {
+            forwarding: Forwarding::default(),
+            stop: Signal::SIGTERM,
+            grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Where the loop is in the program's life.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Phase {
+    /// The program runs.
+    Running,
+    /// The program exited; leftovers got the stop signal.
+    Grace { until: Instant },
+    /// Leftovers got SIGKILL; waiting for the last of them.
+    Killed,
+}
+
+impl Init {
+    pub fn new() -> Init {
+        Init::default()
+    }
+
+    /// Forward signals to the program alone instead of its process group.
+    pub fn child_only(mut self, yes: bool) -> Init {
+        self.forwarding.child_only = yes;
+        self
+    }
+
+    /// Forward signal `from` as `to` (`to == 0`: do not forward `from`).
+    pub fn rewrite(mut self, from: i32, to: i32) -> Init {
+        self.forwarding.rewrite(from, to);
+        self
+    }
+
+    /// The signal leftovers get when the program exits (default TERM).
+    pub fn stop_signal(mut self, sig: Signal) -> Init {
+        self.stop = sig;
+        self
+    }
+
+    /// How long leftovers have between the stop signal and SIGKILL
+    /// (default 5s).
+    pub fn grace(mut self, grace: Duration) -> Init {
+        self.grace = grace;
+        self
+    }
+
+    /// Runs `cmd` under this init until it and every other process below
+    /// sexton are gone. Blocks every catchable signal in the calling
+    /// thread for good: meant to be the whole life of the process.
+    pub fn run(&self, cmd: &mut std::process::Command) -> Result<InitOutcome, InitError> {
+        let pid1 = std::process::id() == 1;
+        let sfd = signals::block_all().map_err(InitError::Signals)?;
+        let setup = ChildSetup {
+            reset_mask: true,
+            foreground: true,
+            ..ChildSetup::default()
+        };
+        let mut tree = Tree::spawn(cmd, Tracking::Subreaper, setup)?;
+        let leader = tree.leader().as_raw();
+        shed_startup_pages();
+        let mut phase = Phase::Running;
+        let mut reaped = 0u64;
+        let mut killed = false;
+        loop {
+            let before = reaped;
+            let children = reap_all(&mut tree, leader, &mut reaped)?;
+            if reaped - before > 1 && children {
+                // A storm is on: let more exits pile up before the next
+                // pass (see BATCH_PAUSE).
+                std::thread::sleep(BATCH_PAUSE);
+            }
+            if tree.leader_exit().is_some() {
+                if !children {
+                    break;
+                }
+                phase = self.advance(phase, &mut tree, pid1, &mut killed);
+            }
+            let timeout = match phase {
+                Phase::Grace { until } => {
+                    let left = until.saturating_duration_since(Instant::now());
+                    // Round up so the wakeup is never before the deadline.
+                    PollTimeout::try_from(left.as_millis().saturating_add(1).min(60_000) as i32)
+                        .unwrap_or(PollTimeout::MAX)
+                }
+                _ => PollTimeout::NONE,
+            };
+            wait_readable(sfd.as_fd(), timeout)?;
+            loop {
+                match sfd.read_signal() {
+                    Ok(Some(info)) => self.on_signal(info.ssi_signo as i32, leader, pid1),
+                    Ok(None) => break,
+                    Err(Errno::EINTR) => continue,
+                    Err(e) => return Err(InitError::Signals(e.into())),
+                }
+            }
+        }
+        // Every process is gone and reaped: nothing for the tree's drop
+        // to kill.
+        tree.release();
+        let status = tree
+            .leader_exit()
+            .map(|e| e.status)
+            .unwrap_or_else(|| ExitStatus::from_raw(1 << 8));
+        Ok(InitOutcome {
+            status,
+            reaped,
+            killed,
+            pid1,
+        })
+    }
+
+    /// One step of the program-exited state machine: stop signal, grace,
+    /// SIGKILL.
+    fn advance(&self, phase: Phase, tree: &mut Tree, pid1: bool, killed: &mut bool) -> Phase {
+        match phase {
+            Phase::Running if self.grace.is_zero() => {
+                self.kill_rest(tree, pid1);
+                *killed = true;
+                Phase::Killed
+            }
+            Phase::Running => {
+                if pid1 {
+                    let _ = sys::kill_raw(-1, self.stop as i32);
+                } else {
+                    tree.signal(self.stop);
+                }
+                // Stopped processes cannot act on the stop signal.
+                if pid1 {
+                    let _ = sys::kill_raw(-1, Signal::SIGCONT as i32);
+                } else {
+                    tree.signal(Signal::SIGCONT);
+                }
+                Phase::Grace {
+                    until: Instant::now() + self.grace,
+                }
+            }
+            Phase::Grace { until } if Instant::now() >= until => {
+                self.kill_rest(tree, pid1);
+                *killed = true;
+                Phase::Killed
+            }
+            p => p,
+        }
+    }
+
+    /// SIGKILL for everything left: `kill(-1)` as PID 1 (the whole
+    /// namespace but us), else the tree's freeze-then-kill.
+    fn kill_rest(&self, tree: &mut Tree, pid1: bool) {
+        if pid1 {
+            let _ = sys::kill_raw(-1, Signal::SIGKILL as i32);
+        } else {
+            tree.kill(Duration::from_secs(1));
+        }
+    }
+
+    /// Forwards one signal. A terminal-stop signal stops the program's
+    /// group with SIGSTOP and, when sexton is not PID 1, sexton itself,
+    /// so that the shell it runs under sees the job stop; SIGCONT (which
+    /// resumes sexton by itself) is then forwarded like any other signal.
+    fn on_signal(&self, signo: i32, leader: i32, pid1: bool) {
+        if self.forwarding.forward(signo, leader) == Forwarded::JobStop && !pid1 {
+            let _ = nix::sys::signal::kill(Pid::this(), Signal::SIGSTOP);
+        }
+    }
+}
+
+/// Gives back the resident pages of the read-only file mappings (code
+/// and constants of sexton and its libraries) with
+/// `madvise(MADV_PAGEOUT)` (Linux 5.4+): argument parsing and spawning
+/// touched most of the binary, the loop needs a few pages of it, which
+/// fault back in on their own. Clean file pages only, so nothing is
+/// written anywhere; pages another process maps too (most of libc) are
+/// left alone by the kernel. Best effort: an old kernel says EINVAL.
+/// This lowers the resident and proportional set for the long idle life
+/// of an init; the start-up peak (VmHWM) is what it is.
+fn shed_startup_pages() {
+    use nix::sys::mman::{MmapAdvise, madvise};
+    for (start, end) in crate::procfs::own_code_ranges() {
+        let Some(ptr) = std::ptr::NonNull::new(start as *mut std::ffi::c_void) else {
+            continue;
+        };
+        // SAFETY: the range is a whole mapping of our own executable, read
+        // from /proc/self/maps; MADV_PAGEOUT on clean, private, read-only
+        // file pages only drops them from memory, and the next access reads
+        // the same bytes back from the file. No memory is invalidated.
+        let _ = unsafe { madvise(ptr, end - start, MmapAdvise::MADV_PAGEOUT) };
+    }
+}
+
+/// Reaps every exited child (`wait4(-1, WNOHANG)` until it returns 0 or
+/// ECHILD), handing the leader's status to the tree. Returns whether any
+/// child is left. Allocation-free.
+fn reap_all(tree: &mut Tree, leader: i32, reaped: &mut u64) -> Result<bool, InitError> {
+    loop {
+        match sys::wait4_any() {
+            Ok(Some((pid, status, rusage))) => {
+                *reaped += 1;
+                if pid == leader {
+                    tree.set_leader_exit(status, rusage);
+                }
+            }
+            Ok(None) => return Ok(true),
+            Err(e) if e.raw_os_error() == Some(libc::ECHILD) => return Ok(false),
+            Err(e) => return Err(InitError::Reap(e)),
+        }
+    }
+}
+
+/// `poll(2)` on the signalfd, retried on EINTR with the same timeout
+/// (a spurious early wakeup only costs one more pass of the loop).
+fn wait_readable(fd: std::os::fd::BorrowedFd<'_>, timeout: PollTimeout) -> Result<(), InitError> {
+    loop {
+        let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+        match poll(&mut fds, timeout) {
+            Ok(_) => return Ok(()),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(InitError::Poll(e.into())),
+        }
+    }
+}

@@ -1,0 +1,539 @@
+//! `sexton init`: reaping (D1, D2), EINTR under a signal storm (D3),
+//! signal forwarding, grace-then-SIGKILL and exit-status propagation,
+//! with real processes.
+//!
+//! The orphan storms run with sexton as PID 1 of a fresh PID namespace
+//! (`unshare --pid --fork --mount-proc`, root only; detected) and as a
+//! child subreaper (always). Their zombie counter (`tests/helpers/storm.py`)
+//! is proven able to see zombies by running the same storm under a
+//! subreaper that never waits (`tests/helpers/nowait.py`).
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+const SEXTON: &str = env!("CARGO_BIN_EXE_sexton");
+const STORM: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/helpers/storm.py");
+const NOWAIT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/helpers/nowait.py");
+const ORPHANS: &str = "2000";
+
+/// Kills a started process and everything below it when dropped, so a
+/// failing test leaves nothing behind.
+struct Guard(Child);
+
+impl Guard {
+    fn spawn(cmd: &mut Command) -> Guard {
+        Guard(cmd.spawn().expect("spawn"))
+    }
+
+    fn pid(&self) -> i32 {
+        self.0.id() as i32
+    }
+
+    /// Waits for the process with a deadline (polling), else panics.
+    fn wait(&mut self, limit: Duration) -> ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(s) = self.0.try_wait().expect("try_wait") {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "process did not exit within {limit:?}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let pid = self.pid();
+        for d in descendants(pid) {
+            let _ = kill(Pid::from_raw(d), Signal::SIGKILL);
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Live descendants of `pid`, from one /proc snapshot.
+fn descendants(pid: i32) -> Vec<i32> {
+    let snap = sexton::procfs::processes();
+    let kids = sexton::procfs::children_index(&snap);
+    let mut out = Vec::new();
+    let mut stack = vec![pid];
+    while let Some(p) = stack.pop() {
+        if let Some(ch) = kids.get(&p) {
+            for &i in ch {
+                out.push(snap[i].pid);
+                stack.push(snap[i].pid);
+            }
+        }
+    }
+    out
+}
+
+/// True while `pid` exists and is not a zombie.
+fn alive(pid: i32) -> bool {
+    sexton::procfs::process(pid).is_some_and(|p| !p.is_zombie())
+}
+
+/// Polls `cond` until it holds or `limit` passes.
+fn poll_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Whether this machine lets us make a PID namespace (root, no seccomp).
+fn can_unshare() -> bool {
+    static OK: OnceLock<bool> = OnceLock::new();
+    *OK.get_or_init(|| {
+        let ok = Command::new("unshare")
+            .args(["--pid", "--fork", "--mount-proc", "true"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("note: unshare --pid is not allowed here; PID-1 variants skipped");
+        }
+        ok
+    })
+}
+
+fn unshare() -> Command {
+    let mut c = Command::new("unshare");
+    c.args(["--pid", "--fork", "--mount-proc", "--kill-child"]);
+    c
+}
+
+/// Runs `cmd` (stdout captured) under a guard and returns its output.
+fn output(cmd: &mut Command, limit: Duration) -> Output {
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut g = Guard::spawn(cmd);
+    let status = g.wait(limit);
+    let mut out = Vec::new();
+    let mut err = Vec::new();
+    use std::io::Read;
+    g.0.stdout.take().unwrap().read_to_end(&mut out).unwrap();
+    g.0.stderr.take().unwrap().read_to_end(&mut err).unwrap();
+    Output {
+        status,
+        stdout: out,
+        stderr: err,
+    }
+}
+
+/// The storm's report line as key=value pairs.
+fn report(out: &Output) -> std::collections::HashMap<String, f64> {
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("orphans="))
+        .unwrap_or_else(|| {
+            panic!(
+                "no storm report; stdout {text:?}, stderr {:?}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+    line.split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.parse().unwrap()))
+        .collect()
+}
+
+fn assert_no_zombies(r: &std::collections::HashMap<String, f64>) {
+    assert_eq!(
+        r["adopted"], r["orphans"],
+        "every orphan was adopted: {r:?}"
+    );
+    assert_eq!(r["zombies_left"], 0.0, "zombies left: {r:?}");
+    assert_eq!(r["alive_left"], 0.0, "orphans still running: {r:?}");
+    assert!(r["time_to_zero_ms"] >= 0.0, "never reached zero: {r:?}");
+}
+
+#[test]
+fn d1_d2_pid1_reaps_2000_orphans_exiting_at_once() {
+    if !can_unshare() {
+        return;
+    }
+    let out = output(
+        unshare().args([SEXTON, "init", "--", "python3", STORM, ORPHANS, "60"]),
+        Duration::from_secs(180),
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_no_zombies(&report(&out));
+}
+
+#[test]
+fn d1_d2_subreaper_reaps_2000_orphans_exiting_at_once() {
+    // Not PID 1: the storm's parent is sexton, a child subreaper, and the
+    // counter looks at zombies whose ppid is sexton's pid.
+    let out = output(
+        Command::new(SEXTON).args(["init", "--", "python3", STORM, ORPHANS, "60"]),
+        Duration::from_secs(180),
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_no_zombies(&report(&out));
+}
+
+#[test]
+fn d1_negative_control_counter_sees_zombies_of_a_subreaper_that_never_waits() {
+    // The same storm under a subreaper that never reaps: the counter
+    // must see every orphan as a zombie. sexton init above it buries
+    // them once the negligent subreaper is gone.
+    let out = output(
+        Command::new(SEXTON).args([
+            "init", "--", "python3", NOWAIT, "python3", STORM, ORPHANS, "2",
+        ]),
+        Duration::from_secs(180),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let r = report(&out);
+    assert_eq!(r["zombies_left"], r["orphans"], "{r:?}");
+    assert_eq!(r["time_to_zero_ms"], -1.0, "{r:?}");
+}
+
+fn init_status(args: &[&str]) -> Output {
+    output(
+        Command::new(SEXTON).arg("init").args(args),
+        Duration::from_secs(30),
+    )
+}
+
+#[test]
+fn exit_status_is_the_programs() {
+    for (script, code) in [
+        ("exit 0", 0),
+        ("exit 3", 3),
+        ("exit 255", 255),
+        ("kill -TERM $$", 128 + 15),
+        ("kill -KILL $$", 128 + 9),
+        ("kill -SEGV $$", 128 + 11),
+        // A realtime signal, which nix's Signal enum cannot name.
+        ("kill -s 40 $$", 128 + 40),
+    ] {
+        let out = init_status(&["--", "sh", "-c", script]);
+        assert_eq!(out.status.code(), Some(code), "{script}: {out:?}");
+    }
+}
+
+#[test]
+fn exit_status_in_a_pid_namespace() {
+    if !can_unshare() {
+        return;
+    }
+    for (script, code) in [("exit 5", 5), ("kill -INT $$", 130)] {
+        let out = output(
+            unshare().args([SEXTON, "init", "--", "sh", "-c", script]),
+            Duration::from_secs(30),
+        );
+        assert_eq!(out.status.code(), Some(code), "{script}: {out:?}");
+    }
+}
+
+#[test]
+fn exit_127_126_125_with_one_line() {
+    let dir = std::env::temp_dir().join(format!("sexton-init-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let plain = dir.join("not-executable");
+    std::fs::write(&plain, "#!/bin/sh\n").unwrap();
+    let cases: [(&[&str], i32, &str); 4] = [
+        (&["--", "no-such-program-here"], 127, "command not found"),
+        (&["--", plain.to_str().unwrap()], 126, "permission denied"),
+        (&[], 125, "usage"),
+        (&["--grace", "soon", "--", "true"], 125, "invalid duration"),
+    ];
+    for (args, code, what) in cases {
+        let out = init_status(args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args:?}: {err}");
+        let first = err.lines().next().unwrap_or("");
+        assert!(
+            first.starts_with("sexton: ") && first.contains(what),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Starts `sexton init ARGS -- sh -c 'sleep 100 | cat'` and waits until
+/// both ends of the pipeline run.
+fn pipeline(args: &[&str]) -> (Guard, i32, i32) {
+    let mut cmd = Command::new(SEXTON);
+    cmd.arg("init")
+        .args(args)
+        .args(["--", "sh", "-c", "sleep 100 | cat"]);
+    cmd.stdin(Stdio::null()).stdout(Stdio::null());
+    let g = Guard::spawn(&mut cmd);
+    let mut found = (0, 0);
+    let ok = poll_until(Duration::from_secs(20), || {
+        let snap = sexton::procfs::processes();
+        let ds = descendants(g.pid());
+        let find = |name: &str| {
+            snap.iter()
+                .find(|p| ds.contains(&p.pid) && p.comm == name)
+                .map(|p| p.pid)
+        };
+        if let (Some(s), Some(c)) = (find("sleep"), find("cat")) {
+            found = (s, c);
+            true
+        } else {
+            false
+        }
+    });
+    assert!(ok, "pipeline did not start");
+    (g, found.0, found.1)
+}
+
+#[test]
+fn term_to_init_ends_a_whole_shell_pipeline() {
+    let (mut g, sleep, cat) = pipeline(&[]);
+    kill(Pid::from_raw(g.pid()), Signal::SIGTERM).unwrap();
+    let status = g.wait(Duration::from_secs(30));
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.code(), Some(143), "{status:?} {:?}", status.signal());
+    assert!(!alive(sleep) && !alive(cat), "pipeline survived");
+}
+
+#[test]
+fn child_only_reaches_the_program_alone() {
+    // The stop signal is CONT (harmless) and the grace long, so whatever
+    // ends sleep and cat here is the forwarded HUP itself.
+    let quiet = ["--signal", "CONT", "--grace", "60s"];
+    // Default: HUP goes to the whole group.
+    let (mut g, sleep, cat) = pipeline(&quiet);
+    kill(Pid::from_raw(g.pid()), Signal::SIGHUP).unwrap();
+    assert_eq!(g.wait(Duration::from_secs(30)).code(), Some(128 + 1));
+    assert!(!alive(sleep) && !alive(cat));
+    // --child-only: HUP reaches sh alone; the pipeline outlives it.
+    let mut args = vec!["--child-only"];
+    args.extend(quiet);
+    let (mut g, sleep, cat) = pipeline(&args);
+    let sh = descendants(g.pid())
+        .into_iter()
+        .find(|&p| sexton::procfs::process(p).is_some_and(|i| i.comm == "sh"))
+        .expect("sh");
+    kill(Pid::from_raw(g.pid()), Signal::SIGHUP).unwrap();
+    assert!(
+        poll_until(Duration::from_secs(20), || !alive(sh)),
+        "sh got no HUP"
+    );
+    assert!(alive(sleep) && alive(cat), "HUP reached the group");
+    assert!(
+        g.0.try_wait().unwrap().is_none(),
+        "init left before the leftovers"
+    );
+    kill(Pid::from_raw(sleep), Signal::SIGKILL).unwrap();
+    kill(Pid::from_raw(cat), Signal::SIGKILL).unwrap();
+    assert_eq!(g.wait(Duration::from_secs(30)).code(), Some(128 + 1));
+}
+
+#[test]
+fn term_in_a_pid_namespace_ends_the_pipeline() {
+    if !can_unshare() {
+        return;
+    }
+    let mut cmd = unshare();
+    cmd.args([SEXTON, "init", "--", "sh", "-c", "sleep 100 | cat"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    let mut g = Guard::spawn(&mut cmd);
+    let mut init = 0;
+    let mut ends = Vec::new();
+    assert!(poll_until(Duration::from_secs(20), || {
+        let snap = sexton::procfs::processes();
+        let ds = descendants(g.pid());
+        init = snap
+            .iter()
+            .find(|p| ds.contains(&p.pid) && p.comm == "sexton")
+            .map_or(0, |p| p.pid);
+        ends = snap
+            .iter()
+            .filter(|p| ds.contains(&p.pid) && (p.comm == "sleep" || p.comm == "cat"))
+            .map(|p| p.pid)
+            .collect();
+        init != 0 && ends.len() == 2
+    }));
+    kill(Pid::from_raw(init), Signal::SIGTERM).unwrap();
+    let status = g.wait(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(143), "{status:?}");
+    assert!(ends.iter().all(|&p| !alive(p)));
+}
+
+#[test]
+fn a_leftover_ignoring_term_is_killed_after_the_grace() {
+    // The ignored disposition is set before the fork, so it is in place
+    // before sexton's stop signal can arrive.
+    let script = r#"trap '' TERM; python3 -c '
+import os, time
+print(os.getpid(), flush=True)
+while True:
+    time.sleep(1)
+' &
+exit 7"#;
+    let mut cmd = Command::new(SEXTON);
+    cmd.args(["init", "--grace", "1s", "--", "sh", "-c", script])
+        .stdout(Stdio::piped());
+    let start = Instant::now();
+    let mut g = Guard::spawn(&mut cmd);
+    let mut line = String::new();
+    BufReader::new(g.0.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let stubborn: i32 = line.trim().parse().expect("leftover pid");
+    let status = g.wait(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(7));
+    // It ignores TERM, so only the SIGKILL after the grace ends it.
+    assert!(start.elapsed() >= Duration::from_secs(1));
+    assert!(!alive(stubborn), "leftover {stubborn} survived");
+}
+
+#[test]
+fn rewrite_maps_a_signal() {
+    let script = "trap 'exit 7' USR1; while :; do sleep 0.05; done";
+    for (rewrite, code) in [(Some("TERM:USR1"), 7), (None, 143)] {
+        let mut cmd = Command::new(SEXTON);
+        cmd.arg("init");
+        if let Some(r) = rewrite {
+            cmd.args(["--rewrite", r]);
+        }
+        cmd.args(["--", "sh", "-c", script]);
+        let mut g = Guard::spawn(&mut cmd);
+        let me = g.pid();
+        assert!(poll_until(Duration::from_secs(20), || {
+            descendants(me).len() >= 2
+        }));
+        kill(Pid::from_raw(me), Signal::SIGTERM).unwrap();
+        let status = g.wait(Duration::from_secs(30));
+        assert_eq!(status.code(), Some(code), "{rewrite:?}");
+    }
+}
+
+#[test]
+fn d3_signal_storm_loses_no_exit_status() {
+    // The program forks 300 short-lived children and orphans, checks each
+    // child's status, then exits with a chosen code, while SIGCHLD,
+    // SIGWINCH and SIGURG hit sexton as fast as the test can send them.
+    let program = r#"
+import os, sys
+code = int(sys.argv[1])
+for i in range(300):
+    pid = os.fork()
+    if pid == 0:
+        if os.fork() == 0:
+            os._exit(0)
+        os._exit(i % 100)
+    _, st = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(st) == i % 100
+sys.exit(code)
+"#;
+    for code in [0, 42, 99] {
+        let mut cmd = Command::new(SEXTON);
+        cmd.args(["init", "--", "python3", "-c", program, &code.to_string()]);
+        let mut g = Guard::spawn(&mut cmd);
+        let pid = g.pid();
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicU64::new(0));
+        let storm = {
+            let (stop, sent) = (stop.clone(), sent.clone());
+            std::thread::spawn(move || {
+                let sigs = [Signal::SIGCHLD, Signal::SIGWINCH, Signal::SIGURG];
+                while !stop.load(Ordering::Relaxed) {
+                    for s in sigs {
+                        if kill(Pid::from_raw(pid), s).is_ok() {
+                            sent.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            })
+        };
+        let status = g.wait(Duration::from_secs(60));
+        stop.store(true, Ordering::Relaxed);
+        storm.join().unwrap();
+        assert!(
+            sent.load(Ordering::Relaxed) > 100,
+            "the storm did not happen"
+        );
+        assert_eq!(status.code(), Some(code), "{status:?}");
+    }
+}
+
+fn state(pid: i32) -> char {
+    sexton::procfs::process(pid).map_or('?', |p| p.state)
+}
+
+/// TSTP to init stops the program's group with STOP; as PID 1 init
+/// itself keeps running, elsewhere it stops too (as a shell job would);
+/// CONT resumes everything.
+fn job_stop(init: i32, program: i32, init_stops: bool) {
+    kill(Pid::from_raw(init), Signal::SIGTSTP).unwrap();
+    assert!(
+        poll_until(Duration::from_secs(20), || state(program) == 'T'),
+        "program not stopped: {}",
+        state(program)
+    );
+    if init_stops {
+        assert!(poll_until(Duration::from_secs(20), || state(init) == 'T'));
+    } else {
+        assert_ne!(state(init), 'T', "PID 1 stopped itself");
+    }
+    kill(Pid::from_raw(init), Signal::SIGCONT).unwrap();
+    assert!(poll_until(Duration::from_secs(20), || state(program)
+        != 'T'
+        && state(init) != 'T'));
+    kill(Pid::from_raw(init), Signal::SIGTERM).unwrap();
+}
+
+#[test]
+fn terminal_stop_as_subreaper_stops_program_and_init() {
+    let mut cmd = Command::new(SEXTON);
+    cmd.args(["init", "--", "sleep", "100"]);
+    let mut g = Guard::spawn(&mut cmd);
+    let me = g.pid();
+    let mut prog = 0;
+    assert!(poll_until(Duration::from_secs(20), || {
+        prog = descendants(me).first().copied().unwrap_or(0);
+        prog != 0 && sexton::procfs::process(prog).is_some_and(|p| p.comm == "sleep")
+    }));
+    job_stop(me, prog, true);
+    assert_eq!(g.wait(Duration::from_secs(30)).code(), Some(143));
+}
+
+#[test]
+fn terminal_stop_as_pid1_stops_the_program_not_init() {
+    if !can_unshare() {
+        return;
+    }
+    let mut cmd = unshare();
+    cmd.args([SEXTON, "init", "--", "sleep", "100"]);
+    let mut g = Guard::spawn(&mut cmd);
+    let (mut init, mut prog) = (0, 0);
+    assert!(poll_until(Duration::from_secs(20), || {
+        let snap = sexton::procfs::processes();
+        let ds = descendants(g.pid());
+        let find = |name: &str| {
+            snap.iter()
+                .find(|p| ds.contains(&p.pid) && p.comm == name)
+                .map_or(0, |p| p.pid)
+        };
+        init = find("sexton");
+        prog = find("sleep");
+        init != 0 && prog != 0
+    }));
+    job_stop(init, prog, false);
+    assert_eq!(g.wait(Duration::from_secs(30)).code(), Some(143));
+}
