@@ -117,7 +117,7 @@ pub(super) fn run(mut cmd: Command) -> Result<Outcome, RunError> {
                 PollFlags::POLLIN,
             ));
         }
-        if !(drain_until.is_some_and(|t| now >= t)) {
+        if drain_until.is_none_or(|t| now < t) {
             for (i, r) in readers.iter().enumerate() {
                 if r.done {
                     continue;
@@ -348,6 +348,23 @@ fn spawn(cmd: &Command) -> Result<(Vec<Reader>, Tree, Instant), RunError> {
         std_cmd.env(k, v);
     }
     if let Some(d) = &cmd.cwd {
+        // Checked here: a chdir failure in the child would surface as the
+        // spawn's ENOENT, indistinguishable from a missing program.
+        match std::fs::metadata(d) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(RunError::Cwd {
+                    path: d.clone(),
+                    source: std::io::Error::from_raw_os_error(libc::ENOTDIR),
+                });
+            }
+            Err(e) => {
+                return Err(RunError::Cwd {
+                    path: d.clone(),
+                    source: e,
+                });
+            }
+        }
         std_cmd.current_dir(d);
     }
     std_cmd.stdin(match &cmd.input {

@@ -93,6 +93,12 @@ pub enum RunError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot use {path} as the working directory: {source}")]
+    Cwd {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("empty command")]
     Empty,
 }

@@ -19,7 +19,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Commands {
-    Run(cmd::run::RunArgs),
+    Run(Box<cmd::run::RunArgs>),
     Demo(cmd::demo::DemoArgs),
 }
 
@@ -29,7 +29,7 @@ fn main() -> ExitCode {
         Err(e) => return exit::usage(e),
     };
     let code = match cli.command {
-        Commands::Run(a) => cmd::run::main(a),
+        Commands::Run(a) => cmd::run::main(*a),
         Commands::Demo(a) => cmd::demo::main(a),
     };
     ExitCode::from(code.clamp(0, 255) as u8)

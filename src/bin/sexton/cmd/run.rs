@@ -159,8 +159,14 @@ pub fn build(a: &RunArgs) -> Result<Command, String> {
     if let Some(t) = a.timeout {
         c = c.timeout(t);
     }
-    if a.json && a.output_limit.is_some() {
-        c = c.output_limit(a.output_limit.unwrap());
+    if a.json
+        && let Some(limit) = a.output_limit
+    {
+        c = c.output_limit(limit);
+    } else if !a.json && a.log.is_some() {
+        // The log keeps 4 KiB of each stream: the copy kept for it needs
+        // no more, however much the program writes.
+        c = c.output_limit(sexton::run::log::STREAM_LIMIT);
     }
     c = match &a.input {
         None => c.input(Input::Null),
