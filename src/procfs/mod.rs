@@ -63,6 +63,26 @@ pub fn processes() -> Vec<ProcInfo> {
         .collect()
 }
 
+/// The children of `pid`, from `/proc/PID/task/*/children` (one small
+/// read per thread instead of a scan of every process). `None` when the
+/// kernel lacks `CONFIG_PROC_CHILDREN` or the process is gone; callers
+/// then fall back to [`processes`].
+///
+/// A child whose parent is exiting is listed under the parent until it
+/// has been reparented; walk parents that are zombies too.
+pub fn children(pid: i32) -> Option<Vec<i32>> {
+    let p = Process::new(pid).ok()?;
+    let mut out = Vec::new();
+    for t in p.tasks().ok()?.flatten() {
+        match t.children() {
+            Ok(c) => out.extend(c.into_iter().map(|c| c as i32)),
+            Err(::procfs::ProcError::NotFound(_)) => {}
+            Err(_) => return None,
+        }
+    }
+    Some(out)
+}
+
 /// Index of a snapshot by parent pid, for walking trees downwards.
 pub fn children_index(snapshot: &[ProcInfo]) -> HashMap<i32, Vec<usize>> {
     let mut idx: HashMap<i32, Vec<usize>> = HashMap::new();
