@@ -83,6 +83,16 @@ pub fn children(pid: i32) -> Option<Vec<i32>> {
     Some(out)
 }
 
+/// True when `pid` has begun to exit but is not a zombie yet
+/// (`PF_EXITING` in the flags field of `/proc/PID/stat`): its fds may be
+/// closed and it may have left its cgroup already.
+pub fn exiting(pid: i32) -> bool {
+    const PF_EXITING: u32 = 0x4;
+    Process::new(pid)
+        .and_then(|p| p.stat())
+        .is_ok_and(|st| st.flags & PF_EXITING != 0 && st.state != 'Z')
+}
+
 /// Index of a snapshot by parent pid, for walking trees downwards.
 pub fn children_index(snapshot: &[ProcInfo]) -> HashMap<i32, Vec<usize>> {
     let mut idx: HashMap<i32, Vec<usize>> = HashMap::new();

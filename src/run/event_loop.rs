@@ -40,6 +40,9 @@ const FORWARDED: [Signal; 7] = [
 
 /// How long after the last kill sexton waits for the tree to vanish.
 const KILL_WAIT: Duration = Duration::from_secs(5);
+/// How long to wait for members that are still exiting after the tree
+/// emptied, so none turns into a zombie when sexton exits.
+const SETTLE_WAIT: Duration = Duration::from_millis(200);
 /// Without a pidfd, how often the leader is polled.
 const NO_PIDFD_TICK: Duration = Duration::from_millis(5);
 /// While waiting for a signalled tree to empty, how often to look.
@@ -255,7 +258,7 @@ pub(super) fn run(mut cmd: Command) -> Result<Outcome, RunError> {
             killed.extend(tree.kill(KILL_WAIT));
         }
     }
-    tree.reap();
+    tree.settle(SETTLE_WAIT);
     let leader = tree.wait()?;
     tree.release();
 

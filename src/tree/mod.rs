@@ -281,17 +281,22 @@ impl Tree {
         if !has_children() {
             return Vec::new();
         }
-        let candidates: Vec<ProcInfo> = match procfs::children(self.me) {
+        self.own_children()
+            .into_iter()
+            .filter(|p| p.is_zombie() && self.is_ours(p))
+            .collect()
+    }
+
+    /// Every child of this process, live or zombie: from our children
+    /// list when the kernel has one, else from a /proc scan.
+    fn own_children(&self) -> Vec<ProcInfo> {
+        match procfs::children(self.me) {
             Some(pids) => pids.into_iter().filter_map(procfs::process).collect(),
             None => procfs::processes()
                 .into_iter()
                 .filter(|p| p.ppid == self.me)
                 .collect(),
-        };
-        candidates
-            .into_iter()
-            .filter(|p| p.is_zombie() && self.is_ours(p))
-            .collect()
+        }
     }
 
     fn is_ours(&self, p: &ProcInfo) -> bool {
@@ -460,6 +465,53 @@ impl Tree {
             }
         }
         n
+    }
+
+    /// Reaps members that have left the tree but are not zombies yet.
+    ///
+    /// A process closes its fds and leaves its cgroup before it becomes a
+    /// zombie, so a run can see EOF and an empty cgroup while the last
+    /// members are still exiting; if sexton then exits, they turn into
+    /// zombies for whoever adopts them. Every such process is, or will be
+    /// once its exiting parent is gone, a child of ours (we are the
+    /// subreaper), so in cgroup mode this reaps our children that are from
+    /// the tree but outside its cgroup until a fresh look finds none (or
+    /// `limit` passes); in both modes a child of ours that is exiting
+    /// (`PF_EXITING`) is waited for the same way.
+    pub fn settle(&mut self, limit: Duration) {
+        self.reap();
+        if !has_children() {
+            return;
+        }
+        let deadline = Instant::now() + limit;
+        loop {
+            let inside: HashSet<i32> = self
+                .cgroup
+                .as_ref()
+                .map(|cg| cg.pids().into_iter().collect())
+                .unwrap_or_default();
+            let exiting: Vec<i32> = self
+                .own_children()
+                .into_iter()
+                .filter(|p| p.pid != self.leader.as_raw() && self.is_ours(p))
+                .filter(|p| {
+                    p.is_zombie()
+                        || (self.cgroup.is_some() && !inside.contains(&p.pid))
+                        || procfs::exiting(p.pid)
+                })
+                .map(|p| p.pid)
+                .collect();
+            if exiting.is_empty() || Instant::now() >= deadline {
+                return;
+            }
+            let mut reaped = false;
+            for pid in exiting {
+                reaped |= matches!(sys::wait4(pid, true), Ok(Some(_)));
+            }
+            if !reaped {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
     }
 
     /// Stops tracking without killing: live members keep running (moved

@@ -32,9 +32,11 @@ def children():
                 cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
         except OSError:
             continue
+        comm = stat[stat.index("(") + 1:stat.rindex(")")]
         fields = stat[stat.rindex(")") + 2:].split()
         if int(fields[1]) == me:
-            out.append({"pid": int(name), "state": fields[0], "cmdline": cmd})
+            out.append({"pid": int(name), "state": fields[0], "comm": comm,
+                        "cmdline": cmd})
     return out
 
 
