@@ -64,7 +64,7 @@ print("## Forwarding 2 GiB through a pipe (hyperfine, median)\n")
 print("| command | median s | GiB/s | vs direct pipe |")
 print("|---|---:|---:|---:|")
 for r in res:
-    name = r["command"].replace(S, "sexton")
+    name = r["command"].replace(S, "sexton").replace("|", "\\|")
     print(f"| `{name}` | {r['median']:.3f} | {gib/r['median']:.2f} | {direct/r['median']:.2f}x |")
 print()
 PY

@@ -440,6 +440,19 @@ fn leftovers_leave_kill_fail() {
             assert!(rep.children.is_empty(), "{how}: left {:?}", rep.children);
             assert!(s.alive().is_empty());
         }
+        // Without --json, fail names the leftover on stderr.
+        let _ = std::fs::remove_file(&pf);
+        let r = sexton_run(&s, mode, &["--leftovers", "fail", "--", sc]);
+        assert_eq!(r.code, Some(123));
+        assert_eq!(r.stdout, "start ok\n");
+        let pid = s.pids()[0];
+        assert!(
+            r.stderr
+                .starts_with(&format!("sexton: leftover: pid {pid} (sleep 300)")),
+            "{:?}",
+            r.stderr
+        );
+        assert!(!alive(pid));
         // fail without leftovers is the program's status.
         let r = sexton_run(
             &s,

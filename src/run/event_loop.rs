@@ -77,7 +77,8 @@ pub(super) fn run(mut cmd: Command) -> Result<Outcome, RunError> {
         // Deadlines first: they may change what we wait for.
         if !timed_out && timeout_at.is_some_and(|t| now >= t) {
             timed_out = true;
-            tree.signal(cmd.signal);
+            // What the stop signal ends, sexton killed.
+            killed.extend(tree.signal_pids(cmd.signal));
             kill_at = cmd.kill_after.map(|d| now + d);
         }
         if kill_at.is_some_and(|t| now >= t) {

@@ -376,6 +376,11 @@ impl Tree {
     /// frozen around the delivery, so a fork cannot slip between listing
     /// and signalling. Returns how many processes were signalled.
     pub fn signal(&mut self, sig: Signal) -> usize {
+        self.signal_pids(sig).len()
+    }
+
+    /// [`Tree::signal`], returning the pids that were signalled.
+    pub fn signal_pids(&mut self, sig: Signal) -> Vec<i32> {
         if let Some(cg) = &self.cgroup {
             let _ = cg.freeze(true, Duration::from_millis(200));
         }
@@ -387,7 +392,7 @@ impl Tree {
         if let Some(cg) = &self.cgroup {
             let _ = cg.freeze(false, Duration::ZERO);
         }
-        members.len()
+        members.into_iter().map(|m| m.pid).collect()
     }
 
     /// Kills the whole tree with SIGKILL so that forks cannot outrun it,

@@ -241,5 +241,22 @@ pub fn main(a: RunArgs) -> i32 {
             return exit::FAILED;
         }
     }
+    if !a.json && matches!(a.leftovers, LeftoversArg::Fail) {
+        // Without the result document, say why the run fails.
+        for l in &outcome.leftovers {
+            let holds = if l.holds.is_empty() {
+                String::new()
+            } else {
+                format!(", held {}", l.holds.join(" and "))
+            };
+            exit::error(
+                format!(
+                    "leftover: pid {} ({}) still ran after the program exited{holds}; killed",
+                    l.pid, l.cmdline
+                ),
+                None,
+            );
+        }
+    }
     outcome.exit_status(a.preserve_status, matches!(a.leftovers, LeftoversArg::Fail))
 }
