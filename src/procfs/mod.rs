@@ -74,11 +74,9 @@ pub fn children(pid: i32) -> Option<Vec<i32>> {
     let p = Process::new(pid).ok()?;
     let mut out = Vec::new();
     for t in p.tasks().ok()?.flatten() {
-        match t.children() {
-            Ok(c) => out.extend(c.into_iter().map(|c| c as i32)),
-            Err(::procfs::ProcError::NotFound(_)) => {}
-            Err(_) => return None,
-        }
+        // Any error (no children list in this kernel, a thread that
+        // exited meanwhile) sends the caller to the full scan.
+        out.extend(t.children().ok()?.into_iter().map(|c| c as i32));
     }
     Some(out)
 }
@@ -189,5 +187,24 @@ mod tests {
         let ino = nix::sys::stat::fstat(&r).unwrap().st_ino;
         assert_eq!(fds_on_pipe(me, ino).len(), 2);
         assert!(process(i32::MAX - 1).is_none());
+    }
+
+    #[test]
+    fn children_lists_a_child_or_says_unknown() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn sleep");
+        let pid = child.id() as i32;
+        let me = std::process::id() as i32;
+        let listed = children(me);
+        let _ = child.kill();
+        let _ = child.wait();
+        // None where the kernel has no children lists; else it is there.
+        if let Some(kids) = listed {
+            assert!(kids.contains(&pid), "{kids:?} lacks {pid}");
+        }
+        // A process that does not exist has no list.
+        assert!(children(i32::MAX - 1).is_none());
     }
 }
