@@ -48,7 +48,7 @@ fn d6_python_caller_does_not_hang_on_a_held_stdout() {
     let s = Scratch::new("d6py");
     let sc = start_script(&s);
     for mode in modes() {
-        let _ = std::fs::remove_file(s.pidfile());
+        let before = s.pids().len();
         let v = python_caller(&s, "10", &[SEXTON, "run", "--tracking", mode, "--", &sc]);
         assert_eq!(v["timeout"], false, "{mode}: the caller timed out");
         assert_eq!(v["code"], 0);
@@ -58,12 +58,11 @@ fn d6_python_caller_does_not_hang_on_a_held_stdout() {
         let elapsed = v["elapsed"].as_f64().unwrap();
         eprintln!("{mode}: python caller returned after {elapsed:.3} s");
         assert!(elapsed < 5.0, "{elapsed}");
-        let pids = s.wait_pids(1);
-        assert!(alive(pids[0]));
+        let pids = s.wait_pids(before + 1);
+        assert!(alive(pids[before]));
     }
     // Negative control: the same caller on the script itself times out,
     // because the sleeper holds the pipe.
-    let _ = std::fs::remove_file(s.pidfile());
     let v = python_caller(&s, "1", &[&sc]);
     assert_eq!(v["timeout"], true);
 }
@@ -73,12 +72,12 @@ fn d6_json_names_the_sleeper_holding_stdout() {
     let s = Scratch::new("d6json");
     let sc = start_script(&s);
     for mode in modes() {
-        let _ = std::fs::remove_file(s.pidfile());
+        let before = s.pids().len();
         let r = sexton_run(&s, mode, &["--json", "--wait-delay", "300ms", "--", &sc]);
         assert_eq!(r.code, Some(0), "{r:?}");
         let v = r.json();
         assert_eq!(v["stdout"], "start ok\n");
-        let sleeper = s.wait_pids(1)[0];
+        let sleeper = s.wait_pids(before + 1)[before];
         let left = v["leftovers"].as_array().unwrap();
         assert_eq!(left.len(), 1, "{v}");
         assert_eq!(left[0]["pid"], sleeper);
@@ -110,7 +109,9 @@ fn d6_json_names_the_sleeper_holding_stdout() {
             .trim()
             .parse()
             .unwrap();
-        std::fs::write(s.path("pids"), format!("{sleeper}\n{bg}\n")).unwrap();
+        let mut all = std::fs::read_to_string(s.pidfile()).unwrap();
+        all.push_str(&format!("{bg}\n"));
+        std::fs::write(s.pidfile(), all).unwrap();
         assert_eq!(v["leftovers"][0]["pid"], bg);
         assert_eq!(v["leftovers"][0]["holds"], serde_json::json!([]));
     }
