@@ -8,7 +8,7 @@
 
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, SpliceFFlags, fcntl, splice};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 
 /// Keeps the first and last `limit / 2` bytes of a stream and counts what
 /// fell in between, so memory stays bounded by the limit, not the output.
@@ -232,10 +232,8 @@ impl Reader {
     /// After splice said EAGAIN: if the pipe still holds data the output
     /// is what is full.
     fn probe_after_eagain(&self) -> Drain {
-        let mut n: libc::c_int = 0;
-        // SAFETY: FIONREAD writes one int.
-        let rc = unsafe { libc::ioctl(self.fd.as_raw_fd(), libc::FIONREAD, &mut n) };
-        if rc == 0 && n > 0 {
+        // FIONREAD through rustix: how many bytes wait in the pipe.
+        if rustix::io::ioctl_fionread(&self.fd).is_ok_and(|n| n > 0) {
             Drain::OutputFull
         } else {
             Drain::Idle
