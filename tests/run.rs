@@ -493,3 +493,29 @@ fn pass_fd_keeps_only_the_named_fd() {
     let fds: Vec<&str> = r.stdout.lines().collect();
     assert!(fds.contains(&"7") && fds.contains(&"8"), "{fds:?}");
 }
+
+#[test]
+fn forwarding_through_a_pipe_keeps_every_byte() {
+    let s = Scratch::new("forward");
+    let direct = run_cmd(
+        Command::new("bash").args(["-c", "seq 1 3000000 | md5sum"]),
+        &s,
+    );
+    assert_eq!(direct.code, Some(0));
+    for mode in modes() {
+        // stdout is a pipe to a slower reader: sexton forwards it (splice)
+        // and waits whenever it is full; stderr goes through to a file.
+        let line = format!(
+            "{SEXTON} run --tracking {mode} -- sh -c 'seq 1 3000000; seq 1 1000 >&2' 2>err.txt | md5sum"
+        );
+        let r = run_cmd(
+            Command::new("bash").args(["-c", &line]).current_dir(&s.dir),
+            &s,
+        );
+        assert_eq!(r.code, Some(0), "{r:?}");
+        assert_eq!(r.stdout, direct.stdout, "{mode}");
+        let err = std::fs::read_to_string(s.path("err.txt")).unwrap();
+        assert_eq!(err.lines().count(), 1000, "{mode}");
+        assert!(err.ends_with("999\n1000\n"));
+    }
+}
