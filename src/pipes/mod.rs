@@ -8,7 +8,7 @@
 
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, SpliceFFlags, fcntl, splice};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
 
 /// Keeps the first and last `limit / 2` bytes of a stream and counts what
 /// fell in between, so memory stays bounded by the limit, not the output.
@@ -54,13 +54,17 @@ impl Capture {
             self.tail_pos = 0;
             return;
         }
-        for &b in data {
-            if self.tail.len() < tail_cap {
-                self.tail.push(b);
-            } else {
-                self.tail[self.tail_pos] = b;
-                self.tail_pos = (self.tail_pos + 1) % tail_cap;
-            }
+        // Fill the ring, then overwrite its oldest bytes, slice by slice.
+        if self.tail.len() < tail_cap {
+            let n = data.len().min(tail_cap - self.tail.len());
+            self.tail.extend_from_slice(&data[..n]);
+            data = &data[n..];
+        }
+        while !data.is_empty() {
+            let n = data.len().min(tail_cap - self.tail_pos);
+            self.tail[self.tail_pos..self.tail_pos + n].copy_from_slice(&data[..n]);
+            self.tail_pos = (self.tail_pos + n) % tail_cap;
+            data = &data[n..];
         }
     }
 
@@ -118,7 +122,15 @@ pub struct Reader {
     pub ino: u64,
     pub sink: Sink,
     pub done: bool,
+    /// Copy buffer, allocated on the first read that needs one.
+    buf: Vec<u8>,
 }
+
+/// Capacity asked for each output pipe (`F_SETPIPE_SZ`), within the
+/// default unprivileged limit of `/proc/sys/fs/pipe-max-size` (1 MiB).
+const PIPE_SIZE: i32 = 1 << 20;
+/// Bytes moved per read when copying.
+const CHUNK: usize = 256 * 1024;
 
 /// Makes a pipe for one output stream: the read end (non-blocking,
 /// CLOEXEC) stays with sexton, the write end (CLOEXEC; std dup2s it onto
@@ -127,6 +139,9 @@ pub fn output_pipe(name: &'static str, sink: Sink) -> std::io::Result<(Reader, O
     let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?;
     // The program's end must block like any ordinary stdout.
     fcntl(&w, nix::fcntl::FcntlArg::F_SETFL(OFlag::empty()))?;
+    // A larger pipe means fewer wakeups per byte for the program and for
+    // sexton; best effort (the default 64 KiB works, just slower).
+    let _ = fcntl(&r, nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));
     let ino = nix::sys::stat::fstat(&r)?.st_ino;
     Ok((
         Reader {
@@ -135,6 +150,7 @@ pub fn output_pipe(name: &'static str, sink: Sink) -> std::io::Result<(Reader, O
             ino,
             sink,
             done: false,
+            buf: Vec::new(),
         },
         w,
     ))
@@ -147,7 +163,13 @@ impl Reader {
 
     /// Moves everything available from the pipe to the sink.
     pub fn drain(&mut self) -> Drain {
-        let mut buf = [0u8; 64 * 1024];
+        let mut buf = std::mem::take(&mut self.buf);
+        let r = self.drain_with(&mut buf);
+        self.buf = buf;
+        r
+    }
+
+    fn drain_with(&mut self, buf: &mut Vec<u8>) -> Drain {
         loop {
             if let Sink::Forward { to, splice_ok } = &mut self.sink {
                 if *splice_ok {
@@ -178,7 +200,10 @@ impl Reader {
                     }
                 }
             }
-            let n = match nix::unistd::read(&self.fd, &mut buf) {
+            if buf.is_empty() {
+                buf.resize(CHUNK, 0);
+            }
+            let n = match nix::unistd::read(&self.fd, buf) {
                 Ok(0) => return Drain::Eof,
                 Ok(n) => n,
                 Err(Errno::EINTR) => continue,
@@ -207,10 +232,8 @@ impl Reader {
     /// After splice said EAGAIN: if the pipe still holds data the output
     /// is what is full.
     fn probe_after_eagain(&self) -> Drain {
-        let mut n: libc::c_int = 0;
-        // SAFETY: FIONREAD writes one int.
-        let rc = unsafe { libc::ioctl(self.fd.as_raw_fd(), libc::FIONREAD, &mut n) };
-        if rc == 0 && n > 0 {
+        // FIONREAD through rustix: how many bytes wait in the pipe.
+        if rustix::io::ioctl_fionread(&self.fd).is_ok_and(|n| n > 0) {
             Drain::OutputFull
         } else {
             Drain::Idle
@@ -269,6 +292,13 @@ mod tests {
             c.push(&[*b]);
         }
         assert_eq!(c.bytes(), b"abcijk");
+        // Chunks that wrap the ring keep the newest bytes in order.
+        let mut c = Capture::new(Some(8));
+        for chunk in [&b"0123"[..], b"45", b"678", b"9ab", b"cd", b"e"] {
+            c.push(chunk);
+        }
+        assert_eq!(c.bytes(), b"0123bcde");
+        assert_eq!(c.dropped(), 7);
         let mut c = Capture::new(None);
         c.push(b"all of it");
         assert_eq!(c.bytes(), b"all of it");

@@ -63,6 +63,34 @@ pub fn processes() -> Vec<ProcInfo> {
         .collect()
 }
 
+/// The children of `pid`, from `/proc/PID/task/*/children` (one small
+/// read per thread instead of a scan of every process). `None` when the
+/// kernel lacks `CONFIG_PROC_CHILDREN` or the process is gone; callers
+/// then fall back to [`processes`].
+///
+/// A child whose parent is exiting is listed under the parent until it
+/// has been reparented; walk parents that are zombies too.
+pub fn children(pid: i32) -> Option<Vec<i32>> {
+    let p = Process::new(pid).ok()?;
+    let mut out = Vec::new();
+    for t in p.tasks().ok()?.flatten() {
+        // Any error (no children list in this kernel, a thread that
+        // exited meanwhile) sends the caller to the full scan.
+        out.extend(t.children().ok()?.into_iter().map(|c| c as i32));
+    }
+    Some(out)
+}
+
+/// True when `pid` has begun to exit but is not a zombie yet
+/// (`PF_EXITING` in the flags field of `/proc/PID/stat`): its fds may be
+/// closed and it may have left its cgroup already.
+pub fn exiting(pid: i32) -> bool {
+    const PF_EXITING: u32 = 0x4;
+    Process::new(pid)
+        .and_then(|p| p.stat())
+        .is_ok_and(|st| st.flags & PF_EXITING != 0 && st.state != 'Z')
+}
+
 /// Index of a snapshot by parent pid, for walking trees downwards.
 pub fn children_index(snapshot: &[ProcInfo]) -> HashMap<i32, Vec<usize>> {
     let mut idx: HashMap<i32, Vec<usize>> = HashMap::new();
@@ -175,5 +203,24 @@ mod tests {
         let ino = nix::sys::stat::fstat(&r).unwrap().st_ino;
         assert_eq!(fds_on_pipe(me, ino).len(), 2);
         assert!(process(i32::MAX - 1).is_none());
+    }
+
+    #[test]
+    fn children_lists_a_child_or_says_unknown() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn sleep");
+        let pid = child.id() as i32;
+        let me = std::process::id() as i32;
+        let listed = children(me);
+        let _ = child.kill();
+        let _ = child.wait();
+        // None where the kernel has no children lists; else it is there.
+        if let Some(kids) = listed {
+            assert!(kids.contains(&pid), "{kids:?} lacks {pid}");
+        }
+        // A process that does not exist has no list.
+        assert!(children(i32::MAX - 1).is_none());
     }
 }

@@ -40,6 +40,9 @@ const FORWARDED: [Signal; 7] = [
 
 /// How long after the last kill sexton waits for the tree to vanish.
 const KILL_WAIT: Duration = Duration::from_secs(5);
+/// How long to wait for members that are still exiting after the tree
+/// emptied, so none turns into a zombie when sexton exits.
+const SETTLE_WAIT: Duration = Duration::from_millis(200);
 /// Without a pidfd, how often the leader is polled.
 const NO_PIDFD_TICK: Duration = Duration::from_millis(5);
 /// While waiting for a signalled tree to empty, how often to look.
@@ -74,7 +77,8 @@ pub(super) fn run(mut cmd: Command) -> Result<Outcome, RunError> {
         // Deadlines first: they may change what we wait for.
         if !timed_out && timeout_at.is_some_and(|t| now >= t) {
             timed_out = true;
-            tree.signal(cmd.signal);
+            // What the stop signal ends, sexton killed.
+            killed.extend(tree.signal_pids(cmd.signal));
             kill_at = cmd.kill_after.map(|d| now + d);
         }
         if kill_at.is_some_and(|t| now >= t) {
@@ -255,7 +259,7 @@ pub(super) fn run(mut cmd: Command) -> Result<Outcome, RunError> {
             killed.extend(tree.kill(KILL_WAIT));
         }
     }
-    tree.reap();
+    tree.settle(SETTLE_WAIT);
     let leader = tree.wait()?;
     tree.release();
 
@@ -348,6 +352,23 @@ fn spawn(cmd: &Command) -> Result<(Vec<Reader>, Tree, Instant), RunError> {
         std_cmd.env(k, v);
     }
     if let Some(d) = &cmd.cwd {
+        // Checked here: a chdir failure in the child would surface as the
+        // spawn's ENOENT, indistinguishable from a missing program.
+        match std::fs::metadata(d) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(RunError::Cwd {
+                    path: d.clone(),
+                    source: std::io::Error::from_raw_os_error(libc::ENOTDIR),
+                });
+            }
+            Err(e) => {
+                return Err(RunError::Cwd {
+                    path: d.clone(),
+                    source: e,
+                });
+            }
+        }
         std_cmd.current_dir(d);
     }
     std_cmd.stdin(match &cmd.input {

@@ -12,7 +12,8 @@
 //!     .unwrap();
 //! assert_eq!(out.stdout, "start ok\n");
 //! assert_eq!(out.exit_code, Some(0));
-//! // The backgrounded sleep held stdout and stderr open; it was found and killed.
+//! // The backgrounded sleep held stdout and stderr open; it was found
+//! // and killed.
 //! assert_eq!(out.leftovers.len(), 1);
 //! assert_eq!(out.leftovers[0].holds, ["stdout", "stderr"]);
 //! ```
@@ -90,6 +91,12 @@ pub enum RunError {
     #[error("cannot set up the program's {what}: {source}")]
     Setup {
         what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot use {path} as the working directory: {source}")]
+    Cwd {
+        path: PathBuf,
         #[source]
         source: std::io::Error,
     },

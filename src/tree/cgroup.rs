@@ -54,9 +54,21 @@ impl Cgroup {
     /// no cgroup2 mount or it is not writable.
     pub fn create() -> io::Result<Cgroup> {
         let parent = own_cgroup().ok_or_else(|| io::Error::other("no cgroup2 mount found"))?;
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let path = parent.join(format!("sexton-{}-{}", std::process::id(), n));
-        fs::create_dir(&path)?;
+        // A name left by an earlier process with our pid (killed before
+        // it could remove its cgroup) is skipped, or removed when empty.
+        let mut attempt = 0;
+        let path = loop {
+            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+            let path = parent.join(format!("sexton-{}-{}", std::process::id(), n));
+            match fs::create_dir(&path) {
+                Ok(()) => break path,
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 16 => {
+                    let _ = fs::remove_dir(&path);
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        };
         let procs = match OpenOptions::new()
             .write(true)
             .open(path.join("cgroup.procs"))

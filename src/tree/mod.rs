@@ -15,11 +15,11 @@
 //!   leader).
 //!
 //! In both modes the caller is a subreaper, so adopted members can be
-//! reaped, and [`Tree::kill`] freezes the tree before it kills it, so a
-//! process forking in a loop cannot outrun the kill: cgroup mode uses
-//! `cgroup.kill` (or `cgroup.freeze`), subreaper mode SIGSTOPs every
-//! member until a walk finds no new one (a process with SIGSTOP pending
-//! cannot complete a fork) and only then SIGKILLs them all.
+//! reaped, and [`Tree::kill`] is built so that a process forking in a
+//! loop cannot outrun the kill: cgroup mode uses `cgroup.kill` (or
+//! `cgroup.freeze` then SIGKILL), subreaper mode SIGKILLs every member a
+//! walk finds and walks again until none is alive (a process with SIGKILL
+//! pending cannot complete a fork, so every round closes the set).
 //!
 //! Reaping is by pid, never `waitpid(-1)`, so a library host's own
 //! children are never stolen.
@@ -280,12 +280,9 @@ impl Tree {
     /// Members and member zombies, from one scan.
     fn scan(&mut self) -> Vec<ProcInfo> {
         let found: Vec<ProcInfo> = match &self.cgroup {
-            Some(cg) => cg
-                .pids()
-                .into_iter()
-                .filter_map(procfs::process)
-                .chain(self.adopted_zombies())
-                .collect(),
+            // An exited process leaves the cgroup: these are the live
+            // members (and the odd zombie not yet moved out).
+            Some(cg) => cg.pids().into_iter().filter_map(procfs::process).collect(),
             None => self.walk(),
         };
         for p in &found {
@@ -294,16 +291,28 @@ impl Tree {
         found
     }
 
-    /// Zombie children of ours that belonged to the tree (in cgroup mode
-    /// an exited process leaves the cgroup before it is reaped).
+    /// Zombie children of ours that belonged to the tree, read from our
+    /// own children list when the kernel has one, else from a scan.
     fn adopted_zombies(&self) -> Vec<ProcInfo> {
         if !has_children() {
             return Vec::new();
         }
-        procfs::processes()
+        self.own_children()
             .into_iter()
-            .filter(|p| p.ppid == self.me && p.is_zombie() && self.is_ours(p))
+            .filter(|p| p.is_zombie() && self.is_ours(p))
             .collect()
+    }
+
+    /// Every child of this process, live or zombie: from our children
+    /// list when the kernel has one, else from a /proc scan.
+    fn own_children(&self) -> Vec<ProcInfo> {
+        match procfs::children(self.me) {
+            Some(pids) => pids.into_iter().filter_map(procfs::process).collect(),
+            None => procfs::processes()
+                .into_iter()
+                .filter(|p| p.ppid == self.me)
+                .collect(),
+        }
     }
 
     fn is_ours(&self, p: &ProcInfo) -> bool {
@@ -312,10 +321,46 @@ impl Tree {
             || p.pid == self.leader.as_raw()
     }
 
-    /// Subreaper mode membership: one /proc snapshot, then everything
-    /// below the leader, everything in its process group, and every
-    /// adopted child of ours that is (or could be) from the tree.
+    /// Subreaper mode membership. Every member is a descendant of this
+    /// process (orphans of the tree are reparented to us, the subreaper),
+    /// so the walk starts at our children that are ours (the leader and
+    /// adopted orphans, not a library host's other children) and follows
+    /// `/proc/PID/task/*/children` down: it reads the tree's processes
+    /// only. Kernels without children lists get one /proc snapshot and
+    /// the same walk over it.
     fn walk(&self) -> Vec<ProcInfo> {
+        match self.walk_children() {
+            Some(v) => v,
+            None => self.walk_snapshot(),
+        }
+    }
+
+    fn walk_children(&self) -> Option<Vec<ProcInfo>> {
+        let mut out = Vec::new();
+        let mut seen: HashSet<i32> = HashSet::new();
+        let mut stack: Vec<ProcInfo> = Vec::new();
+        for pid in procfs::children(self.me)? {
+            if let Some(p) = procfs::process(pid)
+                && (p.pid == self.leader.as_raw() || self.is_ours(&p))
+                && seen.insert(p.pid)
+            {
+                stack.push(p);
+            }
+        }
+        while let Some(p) = stack.pop() {
+            for c in procfs::children(p.pid).unwrap_or_default() {
+                if seen.insert(c)
+                    && let Some(cp) = procfs::process(c)
+                {
+                    stack.push(cp);
+                }
+            }
+            out.push(p);
+        }
+        Some(out)
+    }
+
+    fn walk_snapshot(&self) -> Vec<ProcInfo> {
         let snap = procfs::processes();
         let kids = procfs::children_index(&snap);
         let leader = self.leader.as_raw();
@@ -347,6 +392,11 @@ impl Tree {
     /// frozen around the delivery, so a fork cannot slip between listing
     /// and signalling. Returns how many processes were signalled.
     pub fn signal(&mut self, sig: Signal) -> usize {
+        self.signal_pids(sig).len()
+    }
+
+    /// [`Tree::signal`], returning the pids that were signalled.
+    pub fn signal_pids(&mut self, sig: Signal) -> Vec<i32> {
         if let Some(cg) = &self.cgroup {
             let _ = cg.freeze(true, Duration::from_millis(200));
         }
@@ -358,78 +408,64 @@ impl Tree {
         if let Some(cg) = &self.cgroup {
             let _ = cg.freeze(false, Duration::ZERO);
         }
-        members.len()
+        members.into_iter().map(|m| m.pid).collect()
     }
 
     /// Kills the whole tree with SIGKILL so that forks cannot outrun it,
     /// reaps what it adopted, and waits until no member is left or
     /// `limit` has passed. Returns the pids that were killed.
+    ///
+    /// cgroup mode writes `cgroup.kill`. Subreaper mode SIGKILLs every
+    /// member one walk finds, then walks again until a walk finds none
+    /// alive: a process with SIGKILL pending cannot complete a fork
+    /// (`copy_process` aborts it), so each walk finds every child that
+    /// exists, and a fork loop dies in the round that first sees it.
     pub fn kill(&mut self, limit: Duration) -> Vec<i32> {
         let deadline = Instant::now() + limit;
         let mut killed: HashSet<i32> = HashSet::new();
         loop {
+            if let Some(cg) = &self.cgroup {
+                // cgroup.kill first, counting from cgroup.procs (one
+                // read): the kill must not wait for a /proc walk.
+                let pids = cg.pids();
+                if pids.is_empty() {
+                    break;
+                }
+                if cg.kill_all().is_ok() {
+                    killed.extend(pids);
+                    self.reap();
+                    if Instant::now() >= deadline {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                    continue;
+                }
+            }
             let members = self.members();
             if members.is_empty() {
                 break;
             }
-            match &self.cgroup {
-                Some(cg) => {
-                    killed.extend(members.iter().map(|m| m.pid));
-                    if cg.kill_all().is_err() {
-                        for m in &members {
-                            let _ = kill(Pid::from_raw(m.pid), Signal::SIGKILL);
-                        }
-                    }
+            killed.extend(members.iter().map(|m| m.pid));
+            {
+                // The group first, in one call, when it is still ours.
+                if members.iter().any(|m| m.pgid == self.leader.as_raw()) {
+                    let _ = nix::sys::signal::killpg(self.leader, Signal::SIGKILL);
                 }
-                None => {
-                    let stopped = self.stop_all(deadline);
-                    for &pid in &stopped {
-                        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-                    }
-                    killed.extend(stopped);
+                for m in &members {
+                    let _ = kill(Pid::from_raw(m.pid), Signal::SIGKILL);
                 }
             }
-            self.reap_until_gone(deadline);
+            self.reap();
             if Instant::now() >= deadline {
                 break;
             }
+            // Killed processes need a moment to finish exiting.
+            std::thread::sleep(Duration::from_millis(1));
         }
         self.reap();
         let mut v: Vec<i32> = killed.into_iter().collect();
         v.sort_unstable();
         v
-    }
-
-    /// SIGSTOPs members until a walk finds none that has not been sent
-    /// SIGSTOP: the set is then closed, since a process with a stop
-    /// pending cannot finish a fork (the kernel restarts the fork after
-    /// the signal).
-    fn stop_all(&mut self, deadline: Instant) -> HashSet<i32> {
-        let mut stopped: HashSet<i32> = HashSet::new();
-        loop {
-            let mut fresh = false;
-            for m in self.members() {
-                if stopped.insert(m.pid) {
-                    let _ = kill(Pid::from_raw(m.pid), Signal::SIGSTOP);
-                    fresh = true;
-                }
-            }
-            if !fresh || Instant::now() >= deadline {
-                return stopped;
-            }
-        }
-    }
-
-    /// Reaps zombies we adopted and waits (polling, 1 ms steps) until the
-    /// tree has no live member or the deadline passes.
-    fn reap_until_gone(&mut self, deadline: Instant) {
-        loop {
-            self.reap();
-            if self.is_empty() || Instant::now() >= deadline {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-        }
     }
 
     /// Reaps every zombie child of ours that belongs to the tree (by pid,
@@ -439,10 +475,7 @@ impl Tree {
             return 0;
         }
         let mut n = 0;
-        let zombies: Vec<ProcInfo> = procfs::processes()
-            .into_iter()
-            .filter(|p| p.ppid == self.me && p.is_zombie() && self.is_ours(p))
-            .collect();
+        let zombies = self.adopted_zombies();
         for z in zombies {
             if z.pid == self.leader.as_raw() {
                 if let Ok(Some(_)) = self.try_wait() {
@@ -453,6 +486,53 @@ impl Tree {
             }
         }
         n
+    }
+
+    /// Reaps members that have left the tree but are not zombies yet.
+    ///
+    /// A process closes its fds and leaves its cgroup before it becomes a
+    /// zombie, so a run can see EOF and an empty cgroup while the last
+    /// members are still exiting; if sexton then exits, they turn into
+    /// zombies for whoever adopts them. Every such process is, or will be
+    /// once its exiting parent is gone, a child of ours (we are the
+    /// subreaper), so in cgroup mode this reaps our children that are from
+    /// the tree but outside its cgroup until a fresh look finds none (or
+    /// `limit` passes); in both modes a child of ours that is exiting
+    /// (`PF_EXITING`) is waited for the same way.
+    pub fn settle(&mut self, limit: Duration) {
+        self.reap();
+        if !has_children() {
+            return;
+        }
+        let deadline = Instant::now() + limit;
+        loop {
+            let inside: HashSet<i32> = self
+                .cgroup
+                .as_ref()
+                .map(|cg| cg.pids().into_iter().collect())
+                .unwrap_or_default();
+            let exiting: Vec<i32> = self
+                .own_children()
+                .into_iter()
+                .filter(|p| p.pid != self.leader.as_raw() && self.is_ours(p))
+                .filter(|p| {
+                    p.is_zombie()
+                        || (self.cgroup.is_some() && !inside.contains(&p.pid))
+                        || procfs::exiting(p.pid)
+                })
+                .map(|p| p.pid)
+                .collect();
+            if exiting.is_empty() || Instant::now() >= deadline {
+                return;
+            }
+            let mut reaped = false;
+            for pid in exiting {
+                reaped |= matches!(sys::wait4(pid, true), Ok(Some(_)));
+            }
+            if !reaped {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
     }
 
     /// Stops tracking without killing: live members keep running (moved

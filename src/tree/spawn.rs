@@ -58,10 +58,17 @@ impl ChildSetup {
             }
         }
         if let Some(fd) = self.cgroup_procs {
-            // SAFETY: write(2) of a static buffer to an fd we own.
-            let rc = unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) };
-            if rc != 1 {
-                return Err(io::Error::last_os_error());
+            // SAFETY: the fd is cgroup.procs, opened by the parent before
+            // the fork and open until exec. rustix's write is the bare
+            // syscall: no allocation, async-signal-safe.
+            let procs = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+            loop {
+                match rustix::io::write(procs, b"0") {
+                    Ok(1) => break,
+                    Err(rustix::io::Errno::INTR) => continue,
+                    Ok(_) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+                    Err(e) => return Err(io::Error::from_raw_os_error(e.raw_os_error())),
+                }
             }
         }
         if self.foreground {

@@ -19,7 +19,7 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Commands {
-    Run(cmd::run::RunArgs),
+    Run(Box<cmd::run::RunArgs>),
     Demo(cmd::demo::DemoArgs),
     Daemon(cmd::daemon::DaemonArgs),
     Init(cmd::init::InitArgs),
@@ -31,7 +31,7 @@ fn main() -> ExitCode {
         Err(e) => return exit::usage(e),
     };
     let code = match cli.command {
-        Commands::Run(a) => cmd::run::main(a),
+        Commands::Run(a) => cmd::run::main(*a),
         Commands::Demo(a) => cmd::demo::main(a),
         Commands::Daemon(a) => cmd::daemon::main(a),
         Commands::Init(a) => cmd::init::main(a),

@@ -163,6 +163,10 @@ pub fn build(a: &RunArgs) -> Result<Command, String> {
         && let Some(limit) = a.output_limit
     {
         c = c.output_limit(limit);
+    } else if !a.json && a.log.is_some() {
+        // The log keeps 4 KiB of each stream: the copy kept for it needs
+        // no more, however much the program writes.
+        c = c.output_limit(sexton::run::log::STREAM_LIMIT);
     }
     c = match &a.input {
         None => c.input(Input::Null),
@@ -235,6 +239,23 @@ pub fn main(a: RunArgs) -> i32 {
         {
             exit::error(format!("cannot write the result: {e}"), None);
             return exit::FAILED;
+        }
+    }
+    if !a.json && matches!(a.leftovers, LeftoversArg::Fail) {
+        // Without the result document, say why the run fails.
+        for l in &outcome.leftovers {
+            let holds = if l.holds.is_empty() {
+                String::new()
+            } else {
+                format!(", held {}", l.holds.join(" and "))
+            };
+            exit::error(
+                format!(
+                    "leftover: pid {} ({}) still ran after the program exited{holds}; killed",
+                    l.pid, l.cmdline
+                ),
+                None,
+            );
         }
     }
     outcome.exit_status(a.preserve_status, matches!(a.leftovers, LeftoversArg::Fail))
