@@ -29,14 +29,10 @@ pub struct Cgroup {
     removed: bool,
 }
 
-/// Where the cgroup2 hierarchy is mounted, from `/proc/self/mountinfo`.
+/// Where the cgroup2 hierarchy is mounted, from `/proc/self/mountinfo`
+/// (looked up once per process).
 pub fn mount_point() -> Option<PathBuf> {
-    let me = ::procfs::process::Process::myself().ok()?;
-    let mounts = me.mountinfo().ok()?;
-    mounts
-        .into_iter()
-        .find(|m| m.fs_type == "cgroup2")
-        .map(|m| m.mount_point)
+    crate::procfs::cgroup2_mount()
 }
 
 /// This process's own cgroup v2 directory (`0::/path` in /proc/self/cgroup
