@@ -298,3 +298,192 @@ pub fn kill_raw(pid: i32, signo: i32) -> io::Result<()> {
         Err(io::Error::last_os_error())
     }
 }
+
+/// What [`fork_into_cgroup`] returns in each process.
+pub enum Forked {
+    /// In the new child.
+    Child,
+    /// In the parent: the child's pid and a pidfd for it.
+    Parent {
+        pid: i32,
+        pidfd: std::os::fd::OwnedFd,
+    },
+}
+
+/// `clone3(CLONE_INTO_CGROUP | CLONE_PIDFD)` with fork semantics: the
+/// child starts life inside the cgroup whose directory `cgroup_dir` is
+/// open, and the parent gets a pidfd for it (Linux 5.7+). Neither nix nor
+/// rustix wraps `clone3`.
+///
+/// Creating the child straight in its cgroup costs no migration: writing
+/// a pid into `cgroup.procs` takes the cgroup threadgroup lock for
+/// writing, which waits for an RCU grace period, the largest single cost
+/// of a short spawn.
+///
+/// Returns the raw errno when the kernel cannot do it (`ENOSYS`, `E2BIG`,
+/// `EINVAL` on old kernels); no child exists then and the caller falls
+/// back to fork plus a `cgroup.procs` write.
+///
+/// # Safety
+/// Like `fork`, but glibc's fork bookkeeping (atfork handlers, the cached
+/// thread id) does not run: in [`Forked::Child`] only raw async-signal-safe
+/// system calls may follow, ending in `execve` or `_exit`.
+///
+/// See <https://man7.org/linux/man-pages/man2/clone3.2.html>.
+pub unsafe fn fork_into_cgroup(cgroup_dir: RawFd) -> Result<Forked, i32> {
+    // The kernel's struct clone_args, version 2 (with `cgroup`).
+    #[repr(C)]
+    #[derive(Default)]
+    struct CloneArgs {
+        flags: u64,
+        pidfd: u64,
+        child_tid: u64,
+        parent_tid: u64,
+        exit_signal: u64,
+        stack: u64,
+        stack_size: u64,
+        tls: u64,
+        set_tid: u64,
+        set_tid_size: u64,
+        cgroup: u64,
+    }
+    const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+    let mut pidfd: libc::c_int = -1;
+    let args = CloneArgs {
+        flags: CLONE_INTO_CGROUP | libc::CLONE_PIDFD as u64,
+        pidfd: &mut pidfd as *mut libc::c_int as u64,
+        exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup_dir as u64,
+        ..CloneArgs::default()
+    };
+    // SAFETY: `args` is a valid clone_args of the size passed; no stack is
+    // given, so the child continues on a copy of this stack exactly as
+    // after fork; the caller upholds the child-side contract above.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const CloneArgs,
+            std::mem::size_of::<CloneArgs>(),
+        )
+    };
+    match rc {
+        0 => Ok(Forked::Child),
+        pid if pid > 0 => Ok(Forked::Parent {
+            pid: pid as i32,
+            // SAFETY: the kernel wrote a fresh pidfd that nothing else owns.
+            pidfd: unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(pidfd) },
+        }),
+        _ => Err(io::Error::last_os_error().raw_os_error().unwrap_or(0)),
+    }
+}
+
+/// Everything a child made by [`fork_into_cgroup`] needs to exec, built by
+/// the parent beforehand so that the child only makes system calls.
+pub struct ExecPlan {
+    /// Null-terminated pointers into strings the plan's owner keeps alive.
+    pub argv: *const *const libc::c_char,
+    pub envp: *const *const libc::c_char,
+    /// Null-terminated list of paths to try in order (PATH search done).
+    pub paths: *const *const libc::c_char,
+    /// Directory to change to, or null.
+    pub cwd: *const libc::c_char,
+    /// Source fd for each of 0, 1, 2, or -1 to inherit.
+    pub stdio: [RawFd; 3],
+    /// Fds above 2 that survive exec.
+    pub pass_fds: *const RawFd,
+    pub pass_fds_len: usize,
+    /// Write end of the close-on-exec pipe the errno of a failed exec goes to.
+    pub err_pipe: RawFd,
+}
+
+/// Sends `errno` down the error pipe and exits 127; child side only.
+fn fail_exec(err_pipe: RawFd, errno: i32) -> ! {
+    let bytes = errno.to_ne_bytes();
+    // SAFETY: write and _exit on integers and a stack buffer.
+    unsafe {
+        while libc::write(err_pipe, bytes.as_ptr().cast(), 4) < 0
+            && *libc::__errno_location() == libc::EINTR
+        {}
+        libc::_exit(127)
+    }
+}
+
+/// Runs in the child of [`fork_into_cgroup`]: sets up stdio, cwd, a new
+/// process group, an empty signal mask with SIGPIPE at its default,
+/// close-on-exec on every fd above 2 but the passed ones, then tries each
+/// path like `execvp`. Never returns: on failure the errno goes to
+/// `err_pipe` and the child exits 127.
+///
+/// # Safety
+/// Every pointer in `plan` is valid, and this is the child side of
+/// [`fork_into_cgroup`]. Only raw system calls follow: no allocation.
+pub unsafe fn exec_plan(plan: &ExecPlan) -> ! {
+    // SAFETY: plain system calls on integers and on pointers the caller
+    // guarantees valid; nothing here allocates or takes a lock.
+    unsafe {
+        let fail = |errno: i32| fail_exec(plan.err_pipe, errno);
+        let errno = || *libc::__errno_location();
+        for (target, &src) in plan.stdio.iter().enumerate() {
+            let target = target as RawFd;
+            if src < 0 {
+                continue;
+            }
+            if src == target {
+                if libc::fcntl(src, libc::F_SETFD, 0) < 0 {
+                    fail(errno());
+                }
+            } else {
+                while libc::dup2(src, target) < 0 {
+                    if errno() != libc::EINTR {
+                        fail(errno());
+                    }
+                }
+            }
+        }
+        if !plan.cwd.is_null() && libc::chdir(plan.cwd) < 0 {
+            fail(errno());
+        }
+        if libc::setpgid(0, 0) < 0 {
+            fail(errno());
+        }
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        if libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) < 0 {
+            fail(errno());
+        }
+        // std ignores SIGPIPE in sexton; the program gets the default.
+        if let Err(e) = default_disposition(libc::SIGPIPE) {
+            fail(e);
+        }
+        if cloexec_from(3).is_err() {
+            cloexec_each(3, 65536);
+        }
+        for i in 0..plan.pass_fds_len {
+            if let Err(e) = keep_across_exec(*plan.pass_fds.add(i)) {
+                fail(e);
+            }
+        }
+        // execvp's rules: a path that is not there (or not a directory
+        // on the way) moves on to the next; EACCES is remembered; any
+        // other error ends the search.
+        let mut last = libc::ENOENT;
+        let mut denied = false;
+        let mut p = plan.paths;
+        while !(*p).is_null() {
+            libc::execve(*p, plan.argv, plan.envp);
+            match errno() {
+                libc::EACCES => denied = true,
+                libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ENODEV | libc::ETIMEDOUT => {}
+                e => {
+                    last = e;
+                    break;
+                }
+            }
+            p = p.add(1);
+        }
+        if last == libc::ENOENT && denied {
+            last = libc::EACCES;
+        }
+        fail(last)
+    }
+}

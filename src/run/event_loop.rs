@@ -18,7 +18,7 @@ use super::{
 };
 use crate::pipes::{self, Capture, Drain, Reader, Sink};
 use crate::procfs;
-use crate::tree::{ChildSetup, Tree};
+use crate::tree::{ChildSetup, DirectIo, Tree};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -371,13 +371,31 @@ fn spawn(cmd: &Command) -> Result<(Vec<Reader>, Tree, Instant), RunError> {
         }
         std_cmd.current_dir(d);
     }
-    std_cmd.stdin(match &cmd.input {
-        Input::Null => Stdio::null(),
-        Input::Inherit => Stdio::inherit(),
-        Input::File(p) => Stdio::from(std::fs::File::open(p).map_err(|e| RunError::Input {
+    // The raw fds given to the child, for the direct spawn; they stay
+    // open as long as `std_cmd` holds them.
+    let mut direct = DirectIo {
+        stdio: [None; 3],
+        clear_env: cmd.clear_env,
+    };
+    let stdin = match &cmd.input {
+        Input::Null => Some(
+            std::fs::File::open("/dev/null").map_err(|e| RunError::Setup {
+                what: "stdin",
+                source: e,
+            })?,
+        ),
+        Input::Inherit => None,
+        Input::File(p) => Some(std::fs::File::open(p).map_err(|e| RunError::Input {
             path: p.clone(),
             source: e,
         })?),
+    };
+    std_cmd.stdin(match stdin {
+        Some(f) => {
+            direct.stdio[0] = Some(f.as_raw_fd());
+            Stdio::from(f)
+        }
+        None => Stdio::inherit(),
     });
     let mut readers = Vec::new();
     for (name, mode, fd) in [("stdout", cmd.stdout, 1), ("stderr", cmd.stderr, 2)] {
@@ -400,6 +418,7 @@ fn spawn(cmd: &Command) -> Result<(Vec<Reader>, Tree, Instant), RunError> {
                     source: e,
                 })?;
                 readers.push(reader);
+                direct.stdio[fd as usize] = Some(w.as_raw_fd());
                 Stdio::from(w)
             }
         };
@@ -415,7 +434,7 @@ fn spawn(cmd: &Command) -> Result<(Vec<Reader>, Tree, Instant), RunError> {
         ..ChildSetup::default()
     };
     let start = Instant::now();
-    let tree = Tree::spawn(&mut std_cmd, cmd.tracking, setup)?;
+    let tree = Tree::spawn_with(&mut std_cmd, Some(direct), cmd.tracking, setup)?;
     drop(std_cmd);
     Ok((readers, tree, start))
 }

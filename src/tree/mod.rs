@@ -27,7 +27,7 @@
 pub mod cgroup;
 mod spawn;
 
-pub use spawn::ChildSetup;
+pub use spawn::{ChildSetup, DirectIo};
 
 use crate::procfs::{self, ProcInfo};
 use crate::sys::{self, Rusage};
@@ -35,7 +35,7 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::collections::HashSet;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
@@ -125,6 +125,22 @@ impl Tree {
     pub fn spawn(
         cmd: &mut std::process::Command,
         tracking: Tracking,
+        setup: ChildSetup,
+    ) -> Result<Tree, TreeError> {
+        Tree::spawn_with(cmd, None, tracking, setup)
+    }
+
+    /// [`Tree::spawn`], given also where the leader's stdio comes from
+    /// and whether its environment starts empty. With that, cgroup mode
+    /// creates the leader directly inside its cgroup
+    /// (`clone3(CLONE_INTO_CGROUP)`, Linux 5.7+) instead of moving it
+    /// there after the fork, which is the largest cost of a short run;
+    /// where the kernel cannot, it falls back to the same path as
+    /// [`Tree::spawn`].
+    pub fn spawn_with(
+        cmd: &mut std::process::Command,
+        direct: Option<spawn::DirectIo>,
+        tracking: Tracking,
         mut setup: ChildSetup,
     ) -> Result<Tree, TreeError> {
         let program = cmd.get_program().to_string_lossy().into_owned();
@@ -139,13 +155,11 @@ impl Tree {
         } else {
             Mode::Subreaper
         };
-        setup.cgroup_procs = cg.as_ref().map(|c| c.procs_fd());
         // Both modes give the leader its own group: signals from the
         // terminal to sexton's group do not hit the tree behind sexton's
         // back, and `kill(-pgid)` reaches the whole group at once.
         setup.new_group = true;
-        setup.apply(cmd);
-        let child = cmd.spawn().map_err(|e| match e.kind() {
+        let map_err = |e: io::Error| match e.kind() {
             io::ErrorKind::NotFound => TreeError::NotFound {
                 program: program.clone(),
             },
@@ -159,18 +173,34 @@ impl Tree {
                 program: program.clone(),
                 source: e,
             },
-        })?;
-        let leader = Pid::from_raw(child.id() as i32);
-        // std's Child is dropped without waiting: the tree reaps the
-        // leader itself (wait4, for its rusage).
-        drop(child);
-        // The leader is our unreaped child, so its pid cannot be reused
-        // before we wait for it: the pidfd surely names it.
-        let pidfd = rustix::process::pidfd_open(
-            rustix::process::Pid::from_raw(leader.as_raw()).expect("child pid is positive"),
-            rustix::process::PidfdFlags::empty(),
-        )
-        .ok();
+        };
+        let mut spawned = None;
+        if let (Some(cg), Some(dio)) = (&cg, &direct)
+            && let Ok(dir) = std::fs::File::open(cg.path())
+        {
+            spawned =
+                spawn::spawn_into_cgroup(cmd, dio, &setup, dir.as_raw_fd()).map_err(map_err)?;
+        }
+        let (leader, pidfd) = match spawned {
+            Some((pid, pidfd)) => (Pid::from_raw(pid), Some(pidfd)),
+            None => {
+                setup.cgroup_procs = cg.as_ref().map(|c| c.procs_fd());
+                setup.apply(cmd);
+                let child = cmd.spawn().map_err(map_err)?;
+                let leader = Pid::from_raw(child.id() as i32);
+                // std's Child is dropped without waiting: the tree reaps the
+                // leader itself (wait4, for its rusage).
+                drop(child);
+                // The leader is our unreaped child, so its pid cannot be reused
+                // before we wait for it: the pidfd surely names it.
+                let pidfd = rustix::process::pidfd_open(
+                    rustix::process::Pid::from_raw(leader.as_raw()).expect("child pid is positive"),
+                    rustix::process::PidfdFlags::empty(),
+                )
+                .ok();
+                (leader, pidfd)
+            }
+        };
         let leader_start = procfs::process(leader.as_raw())
             .map(|p| p.start_time)
             .unwrap_or(0);

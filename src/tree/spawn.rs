@@ -118,3 +118,145 @@ fn take_terminal() {
     let _ = nix::unistd::tcsetpgrp(rustix::stdio::stdin(), nix::unistd::getpgrp());
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&old), None);
 }
+
+/// Where the leader's fds 0, 1, 2 come from when the tree spawns it
+/// directly (`None`: inherited from sexton), and whether its environment
+/// starts empty. `std::process::Command` keeps both to itself, so the
+/// caller that built it says them again here.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DirectIo {
+    pub stdio: [Option<RawFd>; 3],
+    pub clear_env: bool,
+}
+
+/// Spawns `cmd` straight into the cgroup open at `cgroup_dir` with
+/// `clone3(CLONE_INTO_CGROUP)`, doing what std's spawn plus
+/// [`ChildSetup::apply`] would do. `Ok(None)`: this path cannot do it
+/// (old kernel, a NUL byte in an argument, a setup it does not cover, a
+/// file that needs execvp's `sh` retry); nothing is left running and the
+/// caller spawns the ordinary way.
+pub(crate) fn spawn_into_cgroup(
+    cmd: &std::process::Command,
+    dio: &DirectIo,
+    setup: &ChildSetup,
+    cgroup_dir: RawFd,
+) -> io::Result<Option<(i32, std::os::fd::OwnedFd)>> {
+    use std::ffi::{CString, OsStr, OsString};
+    use std::os::unix::ffi::OsStrExt;
+    if setup.reset_dispositions
+        || setup.parent_death_signal.is_some()
+        || setup.foreground
+        || !setup.new_group
+    {
+        return Ok(None);
+    }
+    let cstr = |s: &OsStr| CString::new(s.as_bytes()).ok();
+    let program = cmd.get_program();
+    let mut argv = Vec::new();
+    for a in std::iter::once(program).chain(cmd.get_args()) {
+        match cstr(a) {
+            Some(c) => argv.push(c),
+            None => return Ok(None),
+        }
+    }
+    let mut env: Vec<(OsString, OsString)> = if dio.clear_env {
+        Vec::new()
+    } else {
+        std::env::vars_os().collect()
+    };
+    for (k, v) in cmd.get_envs() {
+        env.retain(|(ek, _)| ek != k);
+        if let Some(v) = v {
+            env.push((k.to_owned(), v.to_owned()));
+        }
+    }
+    let mut envp = Vec::with_capacity(env.len());
+    for (k, v) in &env {
+        let mut kv = k.as_bytes().to_vec();
+        kv.push(b'=');
+        kv.extend_from_slice(v.as_bytes());
+        match CString::new(kv) {
+            Ok(c) => envp.push(c),
+            Err(_) => return Ok(None),
+        }
+    }
+    let mut paths = Vec::new();
+    if program.as_bytes().contains(&b'/') {
+        paths.push(argv[0].clone());
+    } else {
+        // execvp's search: the program's own PATH, else the default.
+        let path = env
+            .iter()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| v.as_bytes().to_vec())
+            .unwrap_or_else(|| b"/bin:/usr/bin".to_vec());
+        for dir in path.split(|&b| b == b':') {
+            let mut full = if dir.is_empty() {
+                Vec::new()
+            } else {
+                let mut d = dir.to_vec();
+                d.push(b'/');
+                d
+            };
+            full.extend_from_slice(program.as_bytes());
+            match CString::new(full) {
+                Ok(c) => paths.push(c),
+                Err(_) => return Ok(None),
+            }
+        }
+    }
+    let cwd = match cmd.get_current_dir() {
+        Some(d) => match cstr(d.as_os_str()) {
+            Some(c) => Some(c),
+            None => return Ok(None),
+        },
+        None => None,
+    };
+    let ptrs = |v: &[CString]| -> Vec<*const libc::c_char> {
+        v.iter()
+            .map(|c| c.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect()
+    };
+    let (argv_p, envp_p, paths_p) = (ptrs(&argv), ptrs(&envp), ptrs(&paths));
+    let (err_r, err_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
+    let plan = sys::ExecPlan {
+        argv: argv_p.as_ptr(),
+        envp: envp_p.as_ptr(),
+        paths: paths_p.as_ptr(),
+        cwd: cwd.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
+        stdio: dio.stdio.map(|f| f.unwrap_or(-1)),
+        pass_fds: setup.pass_fds.as_ptr(),
+        pass_fds_len: setup.pass_fds.len(),
+        err_pipe: std::os::fd::AsRawFd::as_raw_fd(&err_w),
+    };
+    // SAFETY: the child runs only exec_plan, raw system calls on the plan
+    // built above (valid in its copy of our memory), then execve or _exit.
+    let (pid, pidfd) = match unsafe { sys::fork_into_cgroup(cgroup_dir) } {
+        // SAFETY: child side of fork_into_cgroup; every plan pointer is valid.
+        Ok(sys::Forked::Child) => unsafe { sys::exec_plan(&plan) },
+        Ok(sys::Forked::Parent { pid, pidfd }) => (pid, pidfd),
+        Err(_) => return Ok(None),
+    };
+    drop(err_w);
+    let mut buf = [0u8; 4];
+    let mut got = 0;
+    while got < 4 {
+        match rustix::io::read(&err_r, &mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(io::Error::from_raw_os_error(e.raw_os_error())),
+        }
+    }
+    if got == 0 {
+        return Ok(Some((pid, pidfd)));
+    }
+    // The exec failed: the child exits 127 at once; reap it.
+    let _ = sys::wait4(pid, false);
+    let errno = i32::from_ne_bytes(buf);
+    if got < 4 || errno == libc::ENOEXEC {
+        return Ok(None);
+    }
+    Err(io::Error::from_raw_os_error(errno))
+}
