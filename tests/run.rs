@@ -519,3 +519,80 @@ fn forwarding_through_a_pipe_keeps_every_byte() {
         assert!(err.ends_with("999\n1000\n"));
     }
 }
+
+/// The leader is in the tree's cgroup from its first instruction (spawned
+/// into it, or moved before exec), and nowhere near it in subreaper mode
+/// (the negative control).
+#[test]
+fn leader_starts_inside_its_cgroup() {
+    let s = Scratch::new("cgstart");
+    for mode in modes() {
+        let v = sexton_run(&s, mode, &["--json", "--", "cat", "/proc/self/cgroup"]).json();
+        let line = v["stdout"]
+            .as_str()
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with("0::"))
+            .unwrap_or("")
+            .to_string();
+        let in_tree = line.rsplit('/').next().unwrap_or("").starts_with("sexton-");
+        assert_eq!(in_tree, mode == "cgroup", "{mode}: {line}");
+    }
+}
+
+/// The program is found and started exactly as execvp would: PATH search
+/// with the program's own PATH, the default path under --clear-env, a
+/// file without `#!` run by sh, a file without x permission refused with
+/// 126, a missing one 127; and its signal mask is empty and SIGPIPE at
+/// its default.
+#[test]
+fn program_start_follows_execvp() {
+    let s = Scratch::new("execvp");
+    let script = s.path("noshebang");
+    std::fs::write(&script, "echo ran by sh\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let plain = s.path("plain");
+    std::fs::write(&plain, "echo never\n").unwrap();
+    let bin = s.dir.to_str().unwrap().to_string();
+    for mode in modes() {
+        let r = sexton_run(&s, mode, &["--json", "--", script.to_str().unwrap()]);
+        assert_eq!(r.json()["stdout"], "ran by sh\n", "{mode}");
+        let path = format!("PATH=/nonexistent:{bin}");
+        let r = sexton_run(&s, mode, &["--json", "--env", &path, "--", "noshebang"]);
+        assert_eq!(r.json()["stdout"], "ran by sh\n", "{mode}");
+        let r = sexton_run(&s, mode, &["--clear-env", "--", "true"]);
+        assert_eq!(r.code, Some(0), "{mode}: {}", r.stderr);
+        let r = sexton_run(&s, mode, &["--env", "PATH=/nonexistent", "--", "true"]);
+        assert_eq!(r.code, Some(127), "{mode}: {}", r.stderr);
+        let r = sexton_run(&s, mode, &["--", plain.to_str().unwrap()]);
+        assert_eq!(r.code, Some(126), "{mode}: {}", r.stderr);
+        let r = sexton_run(&s, mode, &["--", "sexton-no-such-program"]);
+        assert_eq!(r.code, Some(127), "{mode}: {}", r.stderr);
+        // What sexton itself ignores (SIGPIPE) is not handed on; what its
+        // caller ignored may be, as with any exec.
+        let v = sexton_run(
+            &s,
+            mode,
+            &[
+                "--json",
+                "--",
+                "grep",
+                "-E",
+                "^Sig(Blk|Ign)",
+                "/proc/self/status",
+            ],
+        )
+        .json();
+        let out = v["stdout"].as_str().unwrap();
+        let field = |name: &str| {
+            let hex = out
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .unwrap_or_else(|| panic!("{mode}: no {name} in {out:?}"));
+            u64::from_str_radix(hex.trim(), 16).unwrap()
+        };
+        const SIGPIPE_BIT: u64 = 1 << (13 - 1);
+        assert_eq!(field("SigBlk:"), 0, "{mode}: {out}");
+        assert_eq!(field("SigIgn:") & SIGPIPE_BIT, 0, "{mode}: {out}");
+    }
+}
