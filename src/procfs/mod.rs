@@ -232,10 +232,31 @@ pub fn cgroup2_mount() -> Option<std::path::PathBuf> {
     static MOUNT: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
     MOUNT
         .get_or_init(|| {
-            let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+            let text = read_text("/proc/self/mountinfo")?;
             mountinfo_cgroup2(&text)
         })
         .clone()
+}
+
+/// This process's cgroup v2 path relative to the mount (`0::/path` in
+/// `/proc/self/cgroup`), without the leading `/`.
+pub fn own_cgroup_v2() -> Option<String> {
+    let text = read_text("/proc/self/cgroup")?;
+    let rel = text.lines().find_map(|l| l.strip_prefix("0::"))?;
+    Some(rel.trim_start_matches('/').to_string())
+}
+
+/// Reads a small /proc text file in one or two reads: /proc reports size
+/// 0, so `fs::read_to_string` would start from a 32-byte buffer and
+/// double it read after read.
+fn read_text(path: &str) -> Option<String> {
+    use std::io::Read;
+    let mut text = String::with_capacity(8192);
+    std::fs::File::open(path)
+        .ok()?
+        .read_to_string(&mut text)
+        .ok()?;
+    Some(text)
 }
 
 /// The mount point of the first `cgroup2` line of a mountinfo text.

@@ -39,9 +39,7 @@ pub fn mount_point() -> Option<PathBuf> {
 /// joined to the mount point).
 pub fn own_cgroup() -> Option<PathBuf> {
     let mount = mount_point()?;
-    let text = fs::read_to_string("/proc/self/cgroup").ok()?;
-    let rel = text.lines().find_map(|l| l.strip_prefix("0::"))?;
-    Some(mount.join(rel.trim_start_matches('/')))
+    Some(mount.join(crate::procfs::own_cgroup_v2()?))
 }
 
 impl Cgroup {
