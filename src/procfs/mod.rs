@@ -225,15 +225,21 @@ mod tests {
     }
 }
 
-/// Mount point of the cgroup2 hierarchy, from `/proc/self/mountinfo`,
-/// read once per process (mounts do not move under a running sexton in
-/// any way that matters to it, and the lookup sits on every spawn).
+/// Mount point of the cgroup2 hierarchy, from `/proc/self/mountinfo`
+/// (parsed by the `procfs` crate's `MountInfos`), read once per process:
+/// mounts do not move under a running sexton in any way that matters to
+/// it, and the lookup sits on every spawn.
 pub fn cgroup2_mount() -> Option<std::path::PathBuf> {
+    use ::procfs::FromRead;
     static MOUNT: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
     MOUNT
         .get_or_init(|| {
             let text = read_text("/proc/self/mountinfo")?;
-            mountinfo_cgroup2(&text)
+            let mounts = ::procfs::process::MountInfos::from_read(text.as_bytes()).ok()?;
+            mounts
+                .into_iter()
+                .find(|m| m.fs_type == "cgroup2")
+                .map(|m| m.mount_point)
         })
         .clone()
 }
@@ -259,65 +265,20 @@ fn read_text(path: &str) -> Option<String> {
     Some(text)
 }
 
-/// The mount point of the first `cgroup2` line of a mountinfo text.
-/// Fields: `id parent dev root mountpoint opts [optional...] - fstype
-/// source superopts`; the mount point escapes space, tab, newline and
-/// backslash as octal `\NNN`.
-fn mountinfo_cgroup2(text: &str) -> Option<std::path::PathBuf> {
-    text.lines().find_map(|line| {
-        let (left, right) = line.split_once(" - ")?;
-        if right.split(' ').next()? != "cgroup2" {
-            return None;
-        }
-        let raw = left.split(' ').nth(4)?;
-        Some(std::path::PathBuf::from(unescape_octal(raw)))
-    })
-}
-
-fn unescape_octal(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\'
-            && i + 3 < b.len()
-            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
-        {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod mountinfo_tests {
     use super::*;
 
     #[test]
-    fn finds_cgroup2_after_optional_fields() {
-        let text = "22 27 0:21 / /proc rw,relatime - proc proc rw\n\
-                    30 25 0:26 / /sys/fs/cgroup/unified rw,nosuid shared:9 - cgroup2 cgroup2 rw\n";
-        assert_eq!(
-            mountinfo_cgroup2(text),
-            Some(std::path::PathBuf::from("/sys/fs/cgroup/unified"))
-        );
-    }
-
-    #[test]
-    fn unescapes_mount_point_and_ignores_cgroup_v1() {
-        let text = "31 25 0:27 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n\
-                    40 25 0:30 / /mnt/a\\040b rw - cgroup2 none rw\n";
-        assert_eq!(
-            mountinfo_cgroup2(text),
-            Some(std::path::PathBuf::from("/mnt/a b"))
-        );
-        assert_eq!(
-            mountinfo_cgroup2("31 25 0:27 / /x rw - cgroup c rw\n"),
-            None
-        );
+    fn finds_the_cgroup2_mount_this_machine_has() {
+        let listed = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        let has_cgroup2 = listed.lines().any(|l| l.contains(" - cgroup2 "));
+        assert_eq!(cgroup2_mount().is_some(), has_cgroup2);
+        if let Some(m) = cgroup2_mount() {
+            assert!(
+                m.join("cgroup.controllers").exists(),
+                "{m:?} is not a cgroup2 root"
+            );
+        }
     }
 }
