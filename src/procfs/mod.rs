@@ -5,6 +5,11 @@
 //! reading its files; that is the normal state of a live system, so every
 //! reader here skips vanished processes instead of failing.
 
+pub mod net;
+mod syscall;
+
+pub use syscall::{Blocked, blocked};
+
 use ::procfs::process::{FDTarget, Process};
 use std::collections::HashMap;
 
@@ -109,12 +114,28 @@ pub struct Fd {
     pub kind: FdKind,
 }
 
+impl std::fmt::Display for FdKind {
+    /// As `readlink /proc/PID/fd/N` shows it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FdKind::Pipe(ino) => write!(f, "pipe:[{ino}]"),
+            FdKind::Socket(ino) => write!(f, "socket:[{ino}]"),
+            FdKind::Path(p) | FdKind::Other(p) => f.write_str(p),
+        }
+    }
+}
+
 /// The open fds of a process (`/proc/PID/fd`); empty if it is gone or not
-/// readable.
+/// readable. Each fd costs one `readlink(2)`, never a `stat(2)`: that is
+/// what keeps a machine-wide scan cheap.
 pub fn fds(pid: i32) -> Vec<Fd> {
     let Ok(p) = Process::new(pid) else {
         return Vec::new();
     };
+    fds_of(&p)
+}
+
+fn fds_of(p: &Process) -> Vec<Fd> {
     let Ok(iter) = p.fd() else {
         return Vec::new();
     };
@@ -133,6 +154,126 @@ pub fn fds(pid: i32) -> Vec<Fd> {
             },
         })
         .collect()
+}
+
+/// Which end of a pipe an fd is, from the access mode in
+/// `/proc/PID/fdinfo/FD` (`flags:` is octal `open(2)` flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PipeEnd {
+    Read,
+    Write,
+}
+
+impl PipeEnd {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PipeEnd::Read => "read",
+            PipeEnd::Write => "write",
+        }
+    }
+
+    /// The end a process blocked on this end waits for.
+    pub fn other(self) -> PipeEnd {
+        match self {
+            PipeEnd::Read => PipeEnd::Write,
+            PipeEnd::Write => PipeEnd::Read,
+        }
+    }
+}
+
+/// The `open(2)` flags of one fd (`/proc/PID/fdinfo/FD`); `None` if the
+/// process or fd is gone.
+pub fn fd_flags(pid: i32, fd: i32) -> Option<u32> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).ok()?;
+    let line = text.lines().find(|l| l.starts_with("flags:"))?;
+    u32::from_str_radix(line["flags:".len()..].trim(), 8).ok()
+}
+
+/// The end of a pipe that fd `fd` of `pid` is (`O_ACCMODE` of its flags).
+pub fn pipe_end(pid: i32, fd: i32) -> Option<PipeEnd> {
+    let flags = fd_flags(pid, fd)?;
+    Some(if flags & 0o3 == 0 {
+        PipeEnd::Read
+    } else {
+        PipeEnd::Write
+    })
+}
+
+/// The children of a process, zombies included, from
+/// `/proc/PID/task/*/children` (one read per thread; much cheaper than a
+/// machine-wide scan). `None` if the process is gone or the kernel lacks
+/// `CONFIG_PROC_CHILDREN`.
+pub fn children(pid: i32) -> Option<Vec<i32>> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let mut out = Vec::new();
+    for t in tasks.filter_map(|e| e.ok()) {
+        let mut path = t.path();
+        path.push("children");
+        let text = std::fs::read_to_string(&path).ok()?;
+        out.extend(
+            text.split_whitespace()
+                .filter_map(|n| n.parse::<i32>().ok()),
+        );
+    }
+    Some(out)
+}
+
+/// The executable of a process (`/proc/PID/exe`); `None` for kernel
+/// threads, zombies and processes we may not inspect.
+pub fn exe(pid: i32) -> Option<String> {
+    let p = Process::new(pid).ok()?;
+    p.exe().ok().map(|e| e.to_string_lossy().into_owned())
+}
+
+/// The kernel function a sleeping process waits in (`/proc/PID/wchan`);
+/// `None` when it is running or the kernel hides it.
+pub fn wchan(pid: i32) -> Option<String> {
+    let w = std::fs::read_to_string(format!("/proc/{pid}/wchan")).ok()?;
+    let w = w.trim();
+    (!w.is_empty() && w != "0").then(|| w.to_string())
+}
+
+/// One process of a machine-wide snapshot with its open fds.
+#[derive(Debug, Clone)]
+pub struct ProcFds {
+    pub info: ProcInfo,
+    pub fds: Vec<Fd>,
+}
+
+/// Every process with its fds: one pass over /proc (a `stat` read and
+/// the fd links of each process). With `threads > 1` the pids are split
+/// between that many scoped threads; processes that vanish mid-scan are
+/// left out.
+pub fn processes_with_fds(threads: usize) -> Vec<ProcFds> {
+    let pids: Vec<i32> = match std::fs::read_dir("/proc") {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+            .collect(),
+        Err(_) => return Vec::new(),
+    };
+    let one = |pid: i32| -> Option<ProcFds> {
+        let p = Process::new(pid).ok()?;
+        let info = info(&p)?;
+        let fds = fds_of(&p);
+        Some(ProcFds { info, fds })
+    };
+    let threads = threads.clamp(1, 16);
+    if threads == 1 || pids.len() < 64 {
+        return pids.into_iter().filter_map(one).collect();
+    }
+    let chunk = pids.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = pids
+            .chunks(chunk)
+            .map(|c| s.spawn(move || c.iter().filter_map(|&p| one(p)).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    })
 }
 
 /// The fds of `pid` that point at the pipe with inode `ino`.
