@@ -133,3 +133,90 @@ impl Report {
         serde_json::to_string(self).unwrap_or_else(|_| "{}".to_string())
     }
 }
+
+/// The findings as a person reads them: one block per defect, the guilty
+/// pid and command first, the hint last. Zombies are grouped by their
+/// parent (the guilty one), orphans by their former process group.
+pub fn render(findings: &[Finding]) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let mut done = vec![false; findings.len()];
+    for i in 0..findings.len() {
+        if done[i] {
+            continue;
+        }
+        let f = &findings[i];
+        let group: Vec<usize> = match f.kind {
+            Kind::Zombie => (i..findings.len())
+                .filter(|&j| findings[j].kind == Kind::Zombie && findings[j].ppid == f.ppid)
+                .collect(),
+            Kind::Orphan => (i..findings.len())
+                .filter(|&j| findings[j].kind == Kind::Orphan && findings[j].pgid == f.pgid)
+                .collect(),
+            _ => vec![i],
+        };
+        for &j in &group {
+            done[j] = true;
+        }
+        if !s.is_empty() {
+            s.push('\n');
+        }
+        match f.kind {
+            Kind::Zombie => {
+                let ppid = f.ppid.unwrap_or(0);
+                let (cmd, state) = f
+                    .parent
+                    .as_ref()
+                    .map(|p| (p.cmdline.as_str(), p.state.as_str()))
+                    .unwrap_or(("?", "?"));
+                let n = group.len();
+                let plural = if n == 1 { "zombie" } else { "zombies" };
+                let _ = writeln!(s, "{ppid} {cmd}  [state {state}]: {n} unreaped {plural}");
+                let pids: Vec<String> =
+                    group.iter().map(|&j| findings[j].pid.to_string()).collect();
+                let _ = writeln!(s, "  zombies: {}", pids.join(" "));
+                let _ = writeln!(s, "  {}", f.message);
+            }
+            Kind::Orphan => {
+                let _ = writeln!(
+                    s,
+                    "process group {} (leader gone): {} orphan{}",
+                    f.pgid.unwrap_or(0),
+                    group.len(),
+                    if group.len() == 1 { "" } else { "s" }
+                );
+                for &j in &group {
+                    let o = &findings[j];
+                    let _ = writeln!(
+                        s,
+                        "  {} {}  [adopted by {}]",
+                        o.pid,
+                        o.cmdline,
+                        o.ppid.unwrap_or(0)
+                    );
+                }
+            }
+            _ => {
+                let _ = writeln!(s, "{} {}  [{}]", f.pid, f.cmdline, f.kind.as_str());
+                let _ = writeln!(s, "  {}", f.message);
+                if let Some(hs) = &f.holders
+                    && f.kind != Kind::Blocked
+                {
+                    for h in hs {
+                        let fds: Vec<String> = h.fds.iter().map(|x| x.to_string()).collect();
+                        let end = h
+                            .end
+                            .map(|e| format!(" {} end", e.as_str()))
+                            .unwrap_or_default();
+                        let _ =
+                            writeln!(s, "  {} {}  (fd {}{end})", h.pid, h.cmdline, fds.join(", "));
+                    }
+                }
+            }
+        }
+        if !f.hint.is_empty() {
+            let _ = writeln!(s, "  hint: {}", f.hint);
+        }
+    }
+    s
+}

@@ -24,13 +24,13 @@ pub mod shared;
 pub mod why;
 pub mod zombies;
 
-pub use finding::{Finding, Holder, Kind, Parent, Report, Scanned};
+pub use finding::{Finding, Holder, Kind, Parent, Report, Scanned, render};
 pub use scan::Scan;
 
 /// Errors of the audit layer.
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
-    #[error("no such process: {0}")]
+    #[error("no such process")]
     NoSuchPid(i32),
 }
 

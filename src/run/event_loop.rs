@@ -131,7 +131,7 @@ pub(super) fn run(mut cmd: Command) -> Result<Outcome, RunError> {
                 PollFlags::POLLIN,
             ));
         }
-        if !(drain_until.is_some_and(|t| now >= t)) {
+        if drain_until.is_none_or(|t| now < t) {
             for (i, r) in readers.iter().enumerate() {
                 if r.done {
                     continue;

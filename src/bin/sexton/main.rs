@@ -21,6 +21,12 @@ struct Cli {
 enum Commands {
     Run(cmd::run::RunArgs),
     Demo(cmd::demo::DemoArgs),
+    Zombies(cmd::zombies::ZombiesArgs),
+    Orphans(cmd::orphans::OrphansArgs),
+    Shared(cmd::shared::SharedArgs),
+    Why(cmd::why::WhyArgs),
+    Audit(cmd::audit::AuditArgs),
+    Check(cmd::check::CheckArgs),
 }
 
 fn main() -> ExitCode {
@@ -31,6 +37,12 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Commands::Run(a) => cmd::run::main(a),
         Commands::Demo(a) => cmd::demo::main(a),
+        Commands::Zombies(a) => cmd::zombies::main(a),
+        Commands::Orphans(a) => cmd::orphans::main(a),
+        Commands::Shared(a) => cmd::shared::main(a),
+        Commands::Why(a) => cmd::why::main(a),
+        Commands::Audit(a) => cmd::audit::main(a),
+        Commands::Check(a) => cmd::check::main(a),
     };
     ExitCode::from(code.clamp(0, 255) as u8)
 }

@@ -1,4 +1,10 @@
 //! One file per command.
 
+pub mod audit;
+pub mod check;
 pub mod demo;
+pub mod orphans;
 pub mod run;
+pub mod shared;
+pub mod why;
+pub mod zombies;

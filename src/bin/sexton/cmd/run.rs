@@ -159,8 +159,10 @@ pub fn build(a: &RunArgs) -> Result<Command, String> {
     if let Some(t) = a.timeout {
         c = c.timeout(t);
     }
-    if a.json && a.output_limit.is_some() {
-        c = c.output_limit(a.output_limit.unwrap());
+    if a.json
+        && let Some(limit) = a.output_limit
+    {
+        c = c.output_limit(limit);
     }
     c = match &a.input {
         None => c.input(Input::Null),
