@@ -190,8 +190,18 @@ pub fn fd_flags(pid: i32, fd: i32) -> Option<u32> {
     u32::from_str_radix(line["flags:".len()..].trim(), 8).ok()
 }
 
-/// The end of a pipe that fd `fd` of `pid` is (`O_ACCMODE` of its flags).
+/// The end of a pipe that fd `fd` of `pid` is. The permission bits of
+/// the `/proc/PID/fd/N` link itself mirror the open mode (`lr-x` read,
+/// `l-wx` write), so one `lstat(2)` answers; `fdinfo` flags
+/// (`O_ACCMODE`) are the fallback.
 pub fn pipe_end(pid: i32, fd: i32) -> Option<PipeEnd> {
+    if let Ok(st) = rustix::fs::lstat(format!("/proc/{pid}/fd/{fd}")) {
+        match st.st_mode & 0o600 {
+            0o400 => return Some(PipeEnd::Read),
+            0o200 => return Some(PipeEnd::Write),
+            _ => {}
+        }
+    }
     let flags = fd_flags(pid, fd)?;
     Some(if flags & 0o3 == 0 {
         PipeEnd::Read
@@ -234,6 +244,89 @@ pub fn wchan(pid: i32) -> Option<String> {
     (!w.is_empty() && w != "0").then(|| w.to_string())
 }
 
+/// Reads one process for a machine-wide scan with as few system calls as
+/// possible: open `/proc/PID`, read `stat` through it, open `fd` through
+/// it, then one `readlinkat(2)` per fd (the `procfs` crate's fd iterator
+/// also opens and `stat`s each fd, four calls instead of one). The `stat`
+/// line is parsed by the `procfs` crate.
+fn scan_one(pid: i32) -> Option<ProcFds> {
+    use ::procfs::FromRead;
+    use rustix::fs::{CWD, Mode, OFlags, openat, readlinkat};
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC;
+    let dir = openat(
+        CWD,
+        format!("/proc/{pid}"),
+        flags | OFlags::DIRECTORY,
+        Mode::empty(),
+    )
+    .ok()?;
+    // Read into a fixed buffer: `File::read_to_end` would add a statx and
+    // an lseek per process to size a buffer for a file of 300 bytes.
+    let stat = openat(&dir, "stat", flags, Mode::empty()).ok()?;
+    let mut buf = [0u8; 4096];
+    let mut len = 0;
+    while len < buf.len() {
+        match rustix::io::read(&stat, &mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return None,
+        }
+    }
+    let st = ::procfs::process::Stat::from_read(&buf[..len]).ok()?;
+    let info = ProcInfo {
+        pid: st.pid,
+        ppid: st.ppid,
+        pgid: st.pgrp,
+        sid: st.session,
+        state: st.state,
+        start_time: st.starttime,
+        comm: st.comm,
+    };
+    let mut fds = Vec::new();
+    if let Ok(fd_dir) = openat(&dir, "fd", flags | OFlags::DIRECTORY, Mode::empty())
+        && let Ok(mut entries) = rustix::fs::Dir::new(fd_dir)
+    {
+        let mut link = Vec::with_capacity(64);
+        while let Some(Ok(e)) = entries.read() {
+            let name = e.file_name();
+            let Some(fd) = name.to_str().ok().and_then(|n| n.parse::<i32>().ok()) else {
+                continue;
+            };
+            let Ok(dfd) = entries.fd() else { break };
+            link.clear();
+            let Ok(target) = readlinkat(dfd, name, std::mem::take(&mut link)) else {
+                continue;
+            };
+            let text = target.to_string_lossy();
+            fds.push(Fd {
+                fd,
+                kind: kind_of(&text),
+            });
+            link = target.into_bytes();
+        }
+    }
+    Some(ProcFds { info, fds })
+}
+
+/// What a `/proc/PID/fd/N` link text points at.
+fn kind_of(link: &str) -> FdKind {
+    let ino = |prefix: &str| {
+        link.strip_prefix(prefix)
+            .and_then(|r| r.strip_suffix(']'))
+            .and_then(|n| n.parse::<u64>().ok())
+    };
+    if let Some(i) = ino("pipe:[") {
+        FdKind::Pipe(i)
+    } else if let Some(i) = ino("socket:[") {
+        FdKind::Socket(i)
+    } else if link.starts_with('/') {
+        FdKind::Path(link.to_string())
+    } else {
+        FdKind::Other(link.to_string())
+    }
+}
+
 /// One process of a machine-wide snapshot with its open fds.
 #[derive(Debug, Clone)]
 pub struct ProcFds {
@@ -253,12 +346,7 @@ pub fn processes_with_fds(threads: usize) -> Vec<ProcFds> {
             .collect(),
         Err(_) => return Vec::new(),
     };
-    let one = |pid: i32| -> Option<ProcFds> {
-        let p = Process::new(pid).ok()?;
-        let info = info(&p)?;
-        let fds = fds_of(&p);
-        Some(ProcFds { info, fds })
-    };
+    let one = scan_one;
     let threads = threads.clamp(1, 16);
     if threads == 1 || pids.len() < 64 {
         return pids.into_iter().filter_map(one).collect();
