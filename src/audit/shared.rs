@@ -77,17 +77,21 @@ pub fn find(scan: &Scan, root: Option<i32>) -> Vec<Finding> {
         if !relevant(holders) {
             continue;
         }
-        // Only now, for pipes that several processes hold, read which end
-        // each fd is (one fdinfo read per fd).
-        for end in [PipeEnd::Write, PipeEnd::Read] {
-            let mut same: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
-            for (&pid, fds) in holders {
-                for &fd in fds {
-                    if procfs::pipe_end(pid, fd) == Some(end) {
-                        same.entry(pid).or_default().push(fd);
-                    }
+        // Only now, for pipes that several processes hold, find which end
+        // each fd is (one lstat per fd).
+        let mut ends: BTreeMap<PipeEnd, BTreeMap<i32, Vec<i32>>> = BTreeMap::new();
+        for (&pid, fds) in holders {
+            for &fd in fds {
+                if let Some(end) = procfs::pipe_end(pid, fd) {
+                    ends.entry(end)
+                        .or_default()
+                        .entry(pid)
+                        .or_default()
+                        .push(fd);
                 }
             }
+        }
+        for (end, same) in ends.into_iter().rev() {
             if !relevant(&same) {
                 continue;
             }

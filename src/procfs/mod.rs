@@ -158,7 +158,7 @@ fn fds_of(p: &Process) -> Vec<Fd> {
 
 /// Which end of a pipe an fd is, from the access mode in
 /// `/proc/PID/fdinfo/FD` (`flags:` is octal `open(2)` flags).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PipeEnd {
     Read,
