@@ -134,6 +134,9 @@ impl Report {
     }
 }
 
+/// How many holders of one pipe or socket the human form lists.
+const HOLDER_LINES: usize = 8;
+
 /// The findings as a person reads them: one block per defect, the guilty
 /// pid and command first, the hint last. Zombies are grouped by their
 /// parent (the guilty one), orphans by their former process group.
@@ -172,9 +175,13 @@ pub fn render(findings: &[Finding]) -> String {
                 let n = group.len();
                 let plural = if n == 1 { "zombie" } else { "zombies" };
                 let _ = writeln!(s, "{ppid} {cmd}  [state {state}]: {n} unreaped {plural}");
-                let pids: Vec<String> =
-                    group.iter().map(|&j| findings[j].pid.to_string()).collect();
-                let _ = writeln!(s, "  zombies: {}", pids.join(" "));
+                let pids: Vec<String> = group
+                    .iter()
+                    .take(16)
+                    .map(|&j| findings[j].pid.to_string())
+                    .collect();
+                let more = if n > 16 { " ..." } else { "" };
+                let _ = writeln!(s, "  zombies: {}{more}", pids.join(" "));
                 let _ = writeln!(s, "  {}", f.message);
             }
             Kind::Orphan => {
@@ -202,7 +209,7 @@ pub fn render(findings: &[Finding]) -> String {
                 if let Some(hs) = &f.holders
                     && f.kind != Kind::Blocked
                 {
-                    for h in hs {
+                    for h in hs.iter().take(HOLDER_LINES) {
                         let fds: Vec<String> = h.fds.iter().map(|x| x.to_string()).collect();
                         let end = h
                             .end
@@ -210,6 +217,13 @@ pub fn render(findings: &[Finding]) -> String {
                             .unwrap_or_default();
                         let _ =
                             writeln!(s, "  {} {}  (fd {}{end})", h.pid, h.cmdline, fds.join(", "));
+                    }
+                    if hs.len() > HOLDER_LINES {
+                        let _ = writeln!(
+                            s,
+                            "  ... and {} more (--json lists them all)",
+                            hs.len() - HOLDER_LINES
+                        );
                     }
                 }
             }

@@ -117,11 +117,18 @@ pub fn find(scan: &Scan, root: Option<i32>) -> Vec<Finding> {
     out
 }
 
+/// `1, 2, 3`, or the first eight and `...` for more.
 fn list(pids: &[i32]) -> String {
-    pids.iter()
+    let mut s = pids
+        .iter()
+        .take(8)
         .map(|p| p.to_string())
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(", ");
+    if pids.len() > 8 {
+        s.push_str(", ...");
+    }
+    s
 }
 
 fn to_holders(scan: &Scan, holders: &BTreeMap<i32, Vec<i32>>, end: Option<PipeEnd>) -> Vec<Holder> {

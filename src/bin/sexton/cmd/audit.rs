@@ -58,9 +58,13 @@ pub fn summary(n: usize, r: &Report) -> String {
         1 => "1 finding".to_string(),
         n => format!("{n} findings"),
     };
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     format!(
-        "{what} ({} processes, {} fds scanned in {} ms)\n",
-        r.scanned.processes, r.scanned.fds, r.duration_ms
+        "{what} ({}, {} scanned in {} ms)\n",
+        plural(r.scanned.processes, "process", "processes"),
+        plural(r.scanned.fds, "fd", "fds"),
+        r.duration_ms
     )
 }
 
