@@ -389,4 +389,40 @@ mod tests {
         assert_eq!(fds_on_pipe(me, ino).len(), 2);
         assert!(process(i32::MAX - 1).is_none());
     }
+
+    #[test]
+    fn pipe_ends_and_a_local_tcp_connection() {
+        use std::os::fd::AsRawFd;
+        let me = std::process::id() as i32;
+        let (r, w) = nix::unistd::pipe().unwrap();
+        assert_eq!(pipe_end(me, r.as_raw_fd()), Some(PipeEnd::Read));
+        assert_eq!(pipe_end(me, w.as_raw_fd()), Some(PipeEnd::Write));
+        let scan = processes_with_fds(2);
+        let mine = scan.iter().find(|p| p.info.pid == me).expect("own entry");
+        let ino = nix::sys::stat::fstat(&r).unwrap().st_ino;
+        assert_eq!(
+            mine.fds
+                .iter()
+                .filter(|f| f.kind == FdKind::Pipe(ino))
+                .count(),
+            2
+        );
+
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (_a, _) = l.accept().unwrap();
+        let sock_ino = |fd: i32| match fds(me).into_iter().find(|f| f.fd == fd).map(|f| f.kind) {
+            Some(FdKind::Socket(i)) => i,
+            other => panic!("fd {fd}: {other:?}"),
+        };
+        let table = net::sockets();
+        let client = &table[&sock_ino(c.as_raw_fd())];
+        assert!(client.connected && !client.listening);
+        assert_eq!(client.remote, Some(l.local_addr().unwrap()));
+        let listener = &table[&sock_ino(l.as_raw_fd())];
+        assert!(listener.listening && !listener.connected);
+        let peer = net::tcp_peer(&table, client).expect("peer of a local connection");
+        assert_eq!(peer.local, client.remote);
+        assert!(client.endpoint().starts_with("tcp 127.0.0.1:"));
+    }
 }

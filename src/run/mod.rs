@@ -12,9 +12,10 @@
 //!     .unwrap();
 //! assert_eq!(out.stdout, "start ok\n");
 //! assert_eq!(out.exit_code, Some(0));
-//! // The backgrounded sleep held stdout open; it was found and killed.
+//! // The backgrounded sleep held stdout and stderr open; it was found
+//! // and killed.
 //! assert_eq!(out.leftovers.len(), 1);
-//! assert_eq!(out.leftovers[0].holds, ["stdout"]);
+//! assert_eq!(out.leftovers[0].holds, ["stdout", "stderr"]);
 //! ```
 //!
 //! The calling process becomes a child subreaper (see [`crate::tree`]).
