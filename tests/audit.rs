@@ -18,6 +18,7 @@ const DEADLINE: Duration = Duration::from_secs(30);
 struct Guard {
     children: Vec<Child>,
     pids: Vec<i32>,
+    groups: Vec<i32>,
 }
 
 impl Guard {
@@ -30,6 +31,12 @@ impl Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
+        for &g in &self.groups {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(g),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
         for &p in &self.pids {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(p),
@@ -241,6 +248,8 @@ fn d4_orphan_left_by_a_killed_start_script() {
         .unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let start_pid = g.child(child);
+    // start.sh's own `sleep 300` is orphaned too when start.sh is killed.
+    g.groups.push(start_pid);
     let sub_pid: i32 = read_line(&mut out).parse().unwrap();
     g.pids.push(sub_pid);
     let orphan = |doc: &Value| {
