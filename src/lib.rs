@@ -12,6 +12,7 @@
 //! - [`parse`]: durations, sizes and signals as users type them;
 //! - [`sys`]: the few raw system calls no crate covers.
 
+pub mod audit;
 pub mod daemon;
 pub mod parse;
 pub mod pipes;

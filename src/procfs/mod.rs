@@ -5,6 +5,11 @@
 //! reading its files; that is the normal state of a live system, so every
 //! reader here skips vanished processes instead of failing.
 
+pub mod net;
+mod syscall;
+
+pub use syscall::{Blocked, blocked};
+
 use ::procfs::process::{FDTarget, Process};
 use std::collections::HashMap;
 
@@ -137,12 +142,28 @@ pub struct Fd {
     pub kind: FdKind,
 }
 
+impl std::fmt::Display for FdKind {
+    /// As `readlink /proc/PID/fd/N` shows it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FdKind::Pipe(ino) => write!(f, "pipe:[{ino}]"),
+            FdKind::Socket(ino) => write!(f, "socket:[{ino}]"),
+            FdKind::Path(p) | FdKind::Other(p) => f.write_str(p),
+        }
+    }
+}
+
 /// The open fds of a process (`/proc/PID/fd`); empty if it is gone or not
-/// readable.
+/// readable. Each fd costs one `readlink(2)`, never a `stat(2)`: that is
+/// what keeps a machine-wide scan cheap.
 pub fn fds(pid: i32) -> Vec<Fd> {
     let Ok(p) = Process::new(pid) else {
         return Vec::new();
     };
+    fds_of(&p)
+}
+
+fn fds_of(p: &Process) -> Vec<Fd> {
     let Ok(iter) = p.fd() else {
         return Vec::new();
     };
@@ -161,6 +182,195 @@ pub fn fds(pid: i32) -> Vec<Fd> {
             },
         })
         .collect()
+}
+
+/// Which end of a pipe an fd is, from the access mode in
+/// `/proc/PID/fdinfo/FD` (`flags:` is octal `open(2)` flags).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PipeEnd {
+    Read,
+    Write,
+}
+
+impl PipeEnd {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PipeEnd::Read => "read",
+            PipeEnd::Write => "write",
+        }
+    }
+
+    /// The end a process blocked on this end waits for.
+    pub fn other(self) -> PipeEnd {
+        match self {
+            PipeEnd::Read => PipeEnd::Write,
+            PipeEnd::Write => PipeEnd::Read,
+        }
+    }
+}
+
+/// The `open(2)` flags of one fd (`/proc/PID/fdinfo/FD`); `None` if the
+/// process or fd is gone.
+pub fn fd_flags(pid: i32, fd: i32) -> Option<u32> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")).ok()?;
+    let line = text.lines().find(|l| l.starts_with("flags:"))?;
+    u32::from_str_radix(line["flags:".len()..].trim(), 8).ok()
+}
+
+/// The end of a pipe that fd `fd` of `pid` is. The permission bits of
+/// the `/proc/PID/fd/N` link itself mirror the open mode (`lr-x` read,
+/// `l-wx` write), so one `lstat(2)` answers; `fdinfo` flags
+/// (`O_ACCMODE`) are the fallback.
+pub fn pipe_end(pid: i32, fd: i32) -> Option<PipeEnd> {
+    if let Ok(st) = rustix::fs::lstat(format!("/proc/{pid}/fd/{fd}")) {
+        match st.st_mode & 0o600 {
+            0o400 => return Some(PipeEnd::Read),
+            0o200 => return Some(PipeEnd::Write),
+            _ => {}
+        }
+    }
+    let flags = fd_flags(pid, fd)?;
+    Some(if flags & 0o3 == 0 {
+        PipeEnd::Read
+    } else {
+        PipeEnd::Write
+    })
+}
+
+/// The executable of a process (`/proc/PID/exe`); `None` for kernel
+/// threads, zombies and processes we may not inspect.
+pub fn exe(pid: i32) -> Option<String> {
+    let p = Process::new(pid).ok()?;
+    p.exe().ok().map(|e| e.to_string_lossy().into_owned())
+}
+
+/// The kernel function a sleeping process waits in (`/proc/PID/wchan`);
+/// `None` when it is running or the kernel hides it.
+pub fn wchan(pid: i32) -> Option<String> {
+    let w = std::fs::read_to_string(format!("/proc/{pid}/wchan")).ok()?;
+    let w = w.trim();
+    (!w.is_empty() && w != "0").then(|| w.to_string())
+}
+
+/// Reads one process for a machine-wide scan with as few system calls as
+/// possible: open `/proc/PID`, read `stat` through it, open `fd` through
+/// it, then one `readlinkat(2)` per fd (the `procfs` crate's fd iterator
+/// also opens and `stat`s each fd, four calls instead of one). The `stat`
+/// line is parsed by the `procfs` crate.
+fn scan_one(pid: i32) -> Option<ProcFds> {
+    use ::procfs::FromRead;
+    use rustix::fs::{CWD, Mode, OFlags, openat, readlinkat};
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC;
+    let dir = openat(
+        CWD,
+        format!("/proc/{pid}"),
+        flags | OFlags::DIRECTORY,
+        Mode::empty(),
+    )
+    .ok()?;
+    // Read into a fixed buffer: `File::read_to_end` would add a statx and
+    // an lseek per process to size a buffer for a file of 300 bytes.
+    let stat = openat(&dir, "stat", flags, Mode::empty()).ok()?;
+    let mut buf = [0u8; 4096];
+    let mut len = 0;
+    while len < buf.len() {
+        match rustix::io::read(&stat, &mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return None,
+        }
+    }
+    let st = ::procfs::process::Stat::from_read(&buf[..len]).ok()?;
+    let info = ProcInfo {
+        pid: st.pid,
+        ppid: st.ppid,
+        pgid: st.pgrp,
+        sid: st.session,
+        state: st.state,
+        start_time: st.starttime,
+        comm: st.comm,
+    };
+    let mut fds = Vec::new();
+    if let Ok(fd_dir) = openat(&dir, "fd", flags | OFlags::DIRECTORY, Mode::empty())
+        && let Ok(mut entries) = rustix::fs::Dir::new(fd_dir)
+    {
+        let mut link = Vec::with_capacity(64);
+        while let Some(Ok(e)) = entries.read() {
+            let name = e.file_name();
+            let Some(fd) = name.to_str().ok().and_then(|n| n.parse::<i32>().ok()) else {
+                continue;
+            };
+            let Ok(dfd) = entries.fd() else { break };
+            link.clear();
+            let Ok(target) = readlinkat(dfd, name, std::mem::take(&mut link)) else {
+                continue;
+            };
+            let text = target.to_string_lossy();
+            fds.push(Fd {
+                fd,
+                kind: kind_of(&text),
+            });
+            link = target.into_bytes();
+        }
+    }
+    Some(ProcFds { info, fds })
+}
+
+/// What a `/proc/PID/fd/N` link text points at.
+fn kind_of(link: &str) -> FdKind {
+    let ino = |prefix: &str| {
+        link.strip_prefix(prefix)
+            .and_then(|r| r.strip_suffix(']'))
+            .and_then(|n| n.parse::<u64>().ok())
+    };
+    if let Some(i) = ino("pipe:[") {
+        FdKind::Pipe(i)
+    } else if let Some(i) = ino("socket:[") {
+        FdKind::Socket(i)
+    } else if link.starts_with('/') {
+        FdKind::Path(link.to_string())
+    } else {
+        FdKind::Other(link.to_string())
+    }
+}
+
+/// One process of a machine-wide snapshot with its open fds.
+#[derive(Debug, Clone)]
+pub struct ProcFds {
+    pub info: ProcInfo,
+    pub fds: Vec<Fd>,
+}
+
+/// Every process with its fds: one pass over /proc (a `stat` read and
+/// the fd links of each process). With `threads > 1` the pids are split
+/// between that many scoped threads; processes that vanish mid-scan are
+/// left out.
+pub fn processes_with_fds(threads: usize) -> Vec<ProcFds> {
+    let pids: Vec<i32> = match std::fs::read_dir("/proc") {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
+            .collect(),
+        Err(_) => return Vec::new(),
+    };
+    let one = scan_one;
+    let threads = threads.clamp(1, 16);
+    if threads == 1 || pids.len() < 64 {
+        return pids.into_iter().filter_map(one).collect();
+    }
+    let chunk = pids.len().div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = pids
+            .chunks(chunk)
+            .map(|c| s.spawn(move || c.iter().filter_map(|&p| one(p)).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    })
 }
 
 /// The fds of `pid` that point at the pipe with inode `ino`.
@@ -186,43 +396,6 @@ pub fn own_code_ranges() -> Vec<(usize, usize)> {
         .filter(|m| !m.perms.contains(::procfs::process::MMPermissions::WRITE))
         .map(|m| (m.address.0 as usize, m.address.1 as usize))
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sees_itself_and_its_pipe() {
-        let me = std::process::id() as i32;
-        let snap = processes();
-        assert!(snap.iter().any(|p| p.pid == me));
-        let info = process(me).expect("own stat");
-        assert_eq!(info.pid, me);
-        let (r, _w) = nix::unistd::pipe().unwrap();
-        let ino = nix::sys::stat::fstat(&r).unwrap().st_ino;
-        assert_eq!(fds_on_pipe(me, ino).len(), 2);
-        assert!(process(i32::MAX - 1).is_none());
-    }
-
-    #[test]
-    fn children_lists_a_child_or_says_unknown() {
-        let mut child = std::process::Command::new("sleep")
-            .arg("30")
-            .spawn()
-            .expect("spawn sleep");
-        let pid = child.id() as i32;
-        let me = std::process::id() as i32;
-        let listed = children(me);
-        let _ = child.kill();
-        let _ = child.wait();
-        // None where the kernel has no children lists; else it is there.
-        if let Some(kids) = listed {
-            assert!(kids.contains(&pid), "{kids:?} lacks {pid}");
-        }
-        // A process that does not exist has no list.
-        assert!(children(i32::MAX - 1).is_none());
-    }
 }
 
 /// Mount point of the cgroup2 hierarchy, from `/proc/self/mountinfo`
@@ -266,8 +439,40 @@ fn read_text(path: &str) -> Option<String> {
 }
 
 #[cfg(test)]
-mod mountinfo_tests {
+mod tests {
     use super::*;
+
+    #[test]
+    fn sees_itself_and_its_pipe() {
+        let me = std::process::id() as i32;
+        let snap = processes();
+        assert!(snap.iter().any(|p| p.pid == me));
+        let info = process(me).expect("own stat");
+        assert_eq!(info.pid, me);
+        let (r, _w) = nix::unistd::pipe().unwrap();
+        let ino = nix::sys::stat::fstat(&r).unwrap().st_ino;
+        assert_eq!(fds_on_pipe(me, ino).len(), 2);
+        assert!(process(i32::MAX - 1).is_none());
+    }
+
+    #[test]
+    fn children_lists_a_child_or_says_unknown() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .expect("spawn sleep");
+        let pid = child.id() as i32;
+        let me = std::process::id() as i32;
+        let listed = children(me);
+        let _ = child.kill();
+        let _ = child.wait();
+        // None where the kernel has no children lists; else it is there.
+        if let Some(kids) = listed {
+            assert!(kids.contains(&pid), "{kids:?} lacks {pid}");
+        }
+        // A process that does not exist has no list.
+        assert!(children(i32::MAX - 1).is_none());
+    }
 
     #[test]
     fn finds_the_cgroup2_mount_this_machine_has() {
@@ -280,5 +485,41 @@ mod mountinfo_tests {
                 "{m:?} is not a cgroup2 root"
             );
         }
+    }
+
+    #[test]
+    fn pipe_ends_and_a_local_tcp_connection() {
+        use std::os::fd::AsRawFd;
+        let me = std::process::id() as i32;
+        let (r, w) = nix::unistd::pipe().unwrap();
+        assert_eq!(pipe_end(me, r.as_raw_fd()), Some(PipeEnd::Read));
+        assert_eq!(pipe_end(me, w.as_raw_fd()), Some(PipeEnd::Write));
+        let scan = processes_with_fds(2);
+        let mine = scan.iter().find(|p| p.info.pid == me).expect("own entry");
+        let ino = nix::sys::stat::fstat(&r).unwrap().st_ino;
+        assert_eq!(
+            mine.fds
+                .iter()
+                .filter(|f| f.kind == FdKind::Pipe(ino))
+                .count(),
+            2
+        );
+
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (_a, _) = l.accept().unwrap();
+        let sock_ino = |fd: i32| match fds(me).into_iter().find(|f| f.fd == fd).map(|f| f.kind) {
+            Some(FdKind::Socket(i)) => i,
+            other => panic!("fd {fd}: {other:?}"),
+        };
+        let table = net::sockets();
+        let client = &table[&sock_ino(c.as_raw_fd())];
+        assert!(client.connected && !client.listening);
+        assert_eq!(client.remote, Some(l.local_addr().unwrap()));
+        let listener = &table[&sock_ino(l.as_raw_fd())];
+        assert!(listener.listening && !listener.connected);
+        let peer = net::tcp_peer(&table, client).expect("peer of a local connection");
+        assert_eq!(peer.local, client.remote);
+        assert!(client.endpoint().starts_with("tcp 127.0.0.1:"));
     }
 }

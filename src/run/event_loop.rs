@@ -71,9 +71,18 @@ pub(super) fn run(mut cmd: Command) -> Result<Outcome, RunError> {
     let mut drain_until: Option<Instant> = None;
     let mut lifeline_lost = false;
     let mut output_blocked = vec![false; readers.len()];
+    let mut sampler = cmd.sampler.take();
+    let mut sample_at: Option<Instant> = sampler.as_ref().map(|_| start);
 
     loop {
-        let now = Instant::now();
+        let mut now = Instant::now();
+        if let (Some(s), Some(t)) = (sampler.as_mut(), sample_at)
+            && now >= t
+        {
+            (s.f)(&mut tree);
+            now = Instant::now();
+            sample_at = Some(now + s.interval);
+        }
         // Deadlines first: they may change what we wait for.
         if !timed_out && timeout_at.is_some_and(|t| now >= t) {
             timed_out = true;
@@ -98,11 +107,16 @@ pub(super) fn run(mut cmd: Command) -> Result<Outcome, RunError> {
         }
 
         // One poll over the fixed set of fds.
-        let mut wait = [timeout_at.filter(|_| !timed_out), kill_at, drain_until]
-            .into_iter()
-            .flatten()
-            .min()
-            .map(|t| t.saturating_duration_since(now));
+        let mut wait = [
+            timeout_at.filter(|_| !timed_out),
+            kill_at,
+            drain_until,
+            sample_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|t| t.saturating_duration_since(now));
         let leader_fd = tree.leader_fd().map(|f| f.as_raw_fd());
         if !leader_done && leader_fd.is_none() {
             wait = Some(wait.map_or(NO_PIDFD_TICK, |w| w.min(NO_PIDFD_TICK)));

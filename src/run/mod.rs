@@ -125,6 +125,22 @@ pub struct Command {
     pub(crate) pass_fds: Vec<RawFd>,
     pub(crate) lifeline: Option<OwnedFd>,
     pub(crate) forward_signals: bool,
+    pub(crate) sampler: Option<Sampler>,
+}
+
+/// A callback the event loop calls with the live tree at a fixed
+/// interval while the run lasts (see [`Command::sample_every`]).
+pub struct Sampler {
+    pub(crate) interval: Duration,
+    pub(crate) f: Box<dyn FnMut(&mut crate::tree::Tree) + Send>,
+}
+
+impl std::fmt::Debug for Sampler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sampler")
+            .field("interval", &self.interval)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Command {
@@ -149,6 +165,7 @@ impl Command {
             pass_fds: Vec::new(),
             lifeline: None,
             forward_signals: false,
+            sampler: None,
         }
     }
 
@@ -269,6 +286,22 @@ impl Command {
     /// single-threaded command-line front ends.
     pub fn forward_signals(mut self, on: bool) -> Self {
         self.forward_signals = on;
+        self
+    }
+
+    /// Call `f` with the tree right after the spawn and then every
+    /// `interval` until the run ends (between poll wakeups of the event
+    /// loop; a slow `f` delays the loop, never the program). This is how
+    /// `sexton check` watches a tree while it runs.
+    pub fn sample_every(
+        mut self,
+        interval: Duration,
+        f: impl FnMut(&mut crate::tree::Tree) + Send + 'static,
+    ) -> Self {
+        self.sampler = Some(Sampler {
+            interval: interval.max(Duration::from_millis(1)),
+            f: Box::new(f),
+        });
         self
     }
 

@@ -23,6 +23,12 @@ enum Commands {
     Demo(cmd::demo::DemoArgs),
     Daemon(cmd::daemon::DaemonArgs),
     Init(cmd::init::InitArgs),
+    Zombies(cmd::zombies::ZombiesArgs),
+    Orphans(cmd::orphans::OrphansArgs),
+    Shared(cmd::shared::SharedArgs),
+    Why(cmd::why::WhyArgs),
+    Audit(cmd::audit::AuditArgs),
+    Check(cmd::check::CheckArgs),
 }
 
 fn main() -> ExitCode {
@@ -35,6 +41,12 @@ fn main() -> ExitCode {
         Commands::Demo(a) => cmd::demo::main(a),
         Commands::Daemon(a) => cmd::daemon::main(a),
         Commands::Init(a) => cmd::init::main(a),
+        Commands::Zombies(a) => cmd::zombies::main(a),
+        Commands::Orphans(a) => cmd::orphans::main(a),
+        Commands::Shared(a) => cmd::shared::main(a),
+        Commands::Why(a) => cmd::why::main(a),
+        Commands::Audit(a) => cmd::audit::main(a),
+        Commands::Check(a) => cmd::check::main(a),
     };
     ExitCode::from(code.clamp(0, 255) as u8)
 }

@@ -1,0 +1,79 @@
+//! `sexton audit [--pid PID] [--json]`, and the printing shared by the
+//! audit commands.
+
+use crate::exit;
+use clap::Args;
+use sexton::audit::{self, Finding, Report, Scan};
+use std::io::Write;
+
+/// Run every check (zombies, orphans, shared sockets and pipes), machine-wide or for a subtree.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only the subtree of PID.
+    #[arg(long, value_name = "PID")]
+    pub pid: Option<i32>,
+    /// Print one JSON document.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn main(a: AuditArgs) -> i32 {
+    let scan = Scan::take();
+    if let Some(pid) = a.pid
+        && scan.get(pid).is_none()
+    {
+        exit::error(format!("audit --pid {pid}: no such process"), None);
+        return exit::USAGE;
+    }
+    let findings = audit::all(&scan, a.pid);
+    print(&scan, findings, a.json)
+}
+
+/// Prints a scan's findings (human blocks or one JSON document) on
+/// stdout; returns 1 if there is any, 0 if not.
+pub fn print(scan: &Scan, findings: Vec<Finding>, json: bool) -> i32 {
+    let n = findings.len();
+    let report = Report {
+        findings,
+        scanned: scan.scanned(),
+        duration_ms: scan.elapsed_ms(),
+    };
+    let text = if json {
+        report.to_json() + "\n"
+    } else {
+        let mut t = audit::render(&report.findings);
+        if n > 0 {
+            t.push('\n');
+        }
+        t + &summary(n, &report)
+    };
+    emit(&text);
+    i32::from(n > 0)
+}
+
+/// `2 findings (3081 processes, 27100 fds scanned in 41.0 ms)`.
+pub fn summary(n: usize, r: &Report) -> String {
+    let what = match n {
+        0 => "no findings".to_string(),
+        1 => "1 finding".to_string(),
+        n => format!("{n} findings"),
+    };
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    format!(
+        "{what} ({}, {} scanned in {} ms)\n",
+        plural(r.scanned.processes, "process", "processes"),
+        plural(r.scanned.fds, "fd", "fds"),
+        r.duration_ms
+    )
+}
+
+/// Writes to stdout; a closed pipe (`| head`) is not an error.
+pub fn emit(text: &str) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|_| out.flush())
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        exit::error(format!("cannot write the report: {e}"), None);
+    }
+}

@@ -1,0 +1,48 @@
+//! `sexton why PID [--json]`
+
+use crate::exit;
+use clap::Args;
+use sexton::audit::{AuditError, Report, Scan, why};
+
+/// Explain what PID is blocked on and who holds the other end.
+#[derive(Debug, Args)]
+pub struct WhyArgs {
+    /// The process to explain.
+    #[arg(value_name = "PID")]
+    pub pid: i32,
+    /// Print one JSON document.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn main(a: WhyArgs) -> i32 {
+    let scan = Scan::take();
+    let f = match why::explain(&scan, a.pid) {
+        Ok(f) => f,
+        Err(e @ AuditError::NoSuchPid(_)) => {
+            exit::error(format!("why {}: {e}", a.pid), None);
+            return exit::USAGE;
+        }
+    };
+    if a.json {
+        let r = Report {
+            findings: vec![f],
+            scanned: scan.scanned(),
+            duration_ms: scan.elapsed_ms(),
+        };
+        super::audit::emit(&(r.to_json() + "\n"));
+    } else {
+        let mut text = format!(
+            "{} {}  [state {}]\n  {}\n",
+            f.pid,
+            f.cmdline,
+            f.state.as_deref().unwrap_or("?"),
+            f.message
+        );
+        if !f.hint.is_empty() {
+            text.push_str(&format!("  hint: {}\n", f.hint));
+        }
+        super::audit::emit(&text);
+    }
+    0
+}

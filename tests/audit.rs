@@ -1,0 +1,691 @@
+//! The audit commands against real defective programs: each seed case is
+//! reproduced with real processes and checked through `sexton ... --json`,
+//! with a negative control that proves the check can come out clean.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SEXTON: &str = env!("CARGO_BIN_EXE_sexton");
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// Kills (SIGKILL) and reaps every process it was given, even when the
+/// test fails halfway.
+#[derive(Default)]
+struct Guard {
+    children: Vec<Child>,
+    pids: Vec<i32>,
+    groups: Vec<i32>,
+}
+
+impl Guard {
+    fn child(&mut self, c: Child) -> i32 {
+        let pid = c.id() as i32;
+        self.children.push(c);
+        pid
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        for &g in &self.groups {
+            let _ = nix::sys::signal::killpg(
+                nix::unistd::Pid::from_raw(g),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        for &p in &self.pids {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(p),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A script file in a fresh temporary directory.
+fn script(name: &str, body: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "sexton-audit-{}-{}",
+        std::process::id(),
+        name.replace('.', "-")
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join(name);
+    std::fs::write(&p, body).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p
+}
+
+/// Runs `sexton ARGS --json`; returns (exit code, document).
+fn sexton_json(args: &[&str]) -> (i32, Value) {
+    let out = Command::new(SEXTON)
+        .args(args)
+        .arg("--json")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let doc: Value = serde_json::from_str(text.trim()).unwrap_or_else(|e| {
+        panic!(
+            "sexton {args:?}: not JSON ({e}): {text}\nstderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), doc)
+}
+
+fn findings(doc: &Value) -> Vec<Value> {
+    doc["findings"].as_array().cloned().unwrap_or_default()
+}
+
+/// Polls `f` until it returns Some or the deadline passes.
+fn poll<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let end = Instant::now() + DEADLINE;
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Reads one line announced by a helper on its stdout.
+fn read_line(r: &mut impl BufRead) -> String {
+    let mut s = String::new();
+    r.read_line(&mut s).unwrap();
+    s.trim().to_string()
+}
+
+fn children_of(pid: i32) -> Vec<i32> {
+    sexton::procfs::children(pid).unwrap_or_default()
+}
+
+// ---------------------------------------------------------------- zombies
+
+const SERVER: &str = r#"
+import os, signal, socket, sys
+reap_all = sys.argv[1] == "loop"
+def once(sig, frame):
+    try:
+        os.wait()
+    except ChildProcessError:
+        pass
+def loop(sig, frame):
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+signal.signal(signal.SIGCHLD, loop if reap_all else once)
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 0))
+s.listen(256)
+print(s.getsockname()[1], flush=True)
+while True:
+    try:
+        c, _ = s.accept()
+    except InterruptedError:
+        continue
+    if os.fork() == 0:
+        s.close()
+        c.recv(1)
+        os._exit(0)
+    c.close()
+"#;
+
+/// Starts the forking server in its own PID namespace (so that whatever
+/// it leaves behind dies with it), connects 200 clients, waits for the
+/// 200 workers, then disconnects them all at once. Returns the server's
+/// host pid.
+fn forking_server(g: &mut Guard, mode: &str) -> i32 {
+    let path = script(&format!("server-{mode}.py"), SERVER);
+    let mut child = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "python3"])
+        .arg(&path)
+        .arg(mode)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let unshare = g.child(child);
+    let port: u16 = read_line(&mut out).parse().unwrap();
+    let server = poll("the server's pid", || children_of(unshare).first().copied());
+    g.pids.push(server);
+    let clients: Vec<_> = (0..200)
+        .map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).unwrap())
+        .collect();
+    poll("200 workers", || {
+        (children_of(server).len() >= 200).then_some(())
+    });
+    drop(clients);
+    server
+}
+
+fn zombies_of(parent: i32) -> Vec<Value> {
+    let (_, doc) = sexton_json(&["zombies"]);
+    findings(&doc)
+        .into_iter()
+        .filter(|f| f["parent"]["pid"] == parent)
+        .collect()
+}
+
+#[test]
+fn d1_zombies_named_with_their_server() {
+    let mut g = Guard::default();
+    let server = forking_server(&mut g, "once");
+    // All 200 workers exit; a handler that waits once per SIGCHLD
+    // leaves most of them unreaped.
+    poll("the workers to exit", || {
+        let alive = children_of(server)
+            .into_iter()
+            .filter_map(sexton::procfs::process)
+            .filter(|p| !p.is_zombie())
+            .count();
+        (alive == 0).then_some(())
+    });
+    let zs = zombies_of(server);
+    assert!(!zs.is_empty(), "no zombie reported for server {server}");
+    let f = &zs[0];
+    assert_eq!(f["kind"], "zombie");
+    assert_eq!(f["ppid"], server);
+    assert!(f["parent"]["cmdline"].as_str().unwrap().contains("python3"));
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("pid {server} never waits"))
+    );
+    assert!(f["hint"].as_str().unwrap().contains("waitpid"));
+    // The exit code says there is a finding.
+    let st = Command::new(SEXTON).arg("zombies").output().unwrap();
+    assert_eq!(st.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&st.stdout);
+    // The guilty parent comes first in its block.
+    assert!(
+        text.lines().any(|l| l.starts_with(&format!("{server} "))),
+        "{text}"
+    );
+}
+
+#[test]
+fn d1_negative_a_server_that_reaps_in_a_loop_has_no_zombie() {
+    let mut g = Guard::default();
+    let server = forking_server(&mut g, "loop");
+    poll("every worker reaped", || {
+        children_of(server).is_empty().then_some(())
+    });
+    assert!(zombies_of(server).is_empty());
+}
+
+// ---------------------------------------------------------------- orphans
+
+#[test]
+fn d4_orphan_left_by_a_killed_start_script() {
+    let mut g = Guard::default();
+    let sub = script("sub.sh", "#!/bin/sh\necho $$\nexec sleep 300\n");
+    let start = script(
+        "start.sh",
+        &format!("#!/bin/sh\n{} &\nsleep 300\n", sub.display()),
+    );
+    use std::os::unix::process::CommandExt;
+    let mut child = Command::new(&start)
+        .process_group(0)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let start_pid = g.child(child);
+    // start.sh's own `sleep 300` is orphaned too when start.sh is killed.
+    g.groups.push(start_pid);
+    let sub_pid: i32 = read_line(&mut out).parse().unwrap();
+    g.pids.push(sub_pid);
+    let orphan = |doc: &Value| {
+        findings(doc)
+            .into_iter()
+            .find(|f| f["kind"] == "orphan" && f["pid"] == sub_pid)
+    };
+    // Negative control: while start.sh lives, sub.sh is no orphan.
+    let (_, doc) = sexton_json(&["orphans"]);
+    assert!(orphan(&doc).is_none(), "{doc}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(start_pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let f = poll("sub.sh reported as an orphan", || {
+        let (code, doc) = sexton_json(&["orphans"]);
+        orphan(&doc).inspect(|_| assert_eq!(code, 1))
+    });
+    assert_eq!(f["pgid"], start_pid);
+    assert!(f["cmdline"].as_str().unwrap().contains("sleep 300"));
+    assert!(f["hint"].as_str().unwrap().contains("kill -- -PGID"));
+}
+
+#[test]
+fn d4_negative_a_proper_daemon_is_not_an_orphan() {
+    let mut g = Guard::default();
+    let daemon = script(
+        "daemon.py",
+        r#"
+import os, sys, time
+r, w = os.pipe()
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        os.close(r)
+        os.write(w, b"%d\n" % os.getpid())
+        os.close(w)
+        null = os.open("/dev/null", os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        os.chdir("/")
+        time.sleep(300)
+    os._exit(0)
+os.close(w)
+print(os.read(r, 64).decode().strip(), flush=True)
+os.wait()
+"#,
+    );
+    let out = Command::new("python3").arg(&daemon).output().unwrap();
+    let pid: i32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap();
+    g.pids.push(pid);
+    poll("the daemon adopted", || {
+        sexton::procfs::process(pid)
+            .filter(|p| p.ppid != std::process::id() as i32 && p.sid == p.pgid)
+            .map(|_| ())
+    });
+    let (_, doc) = sexton_json(&["orphans"]);
+    assert!(
+        !findings(&doc).iter().any(|f| f["pid"] == pid),
+        "daemon {pid} reported: {doc}"
+    );
+}
+
+// ---------------------------------------------------------------- shared
+
+const FORKING_CLIENT: &str = r#"
+import os, socket, sys, time
+port = int(sys.argv[1])
+after = sys.argv[2] == "after"
+if not after:
+    c = socket.create_connection(("127.0.0.1", port))
+pid = os.fork()
+if after:
+    c = socket.create_connection(("127.0.0.1", port))
+if pid == 0:
+    time.sleep(300)
+    os._exit(0)
+print(pid, flush=True)
+time.sleep(300)
+"#;
+
+fn forking_client(g: &mut Guard, mode: &str, port: u16) -> (i32, i32) {
+    let path = script(&format!("client-{mode}.py"), FORKING_CLIENT);
+    let mut child = Command::new("python3")
+        .arg(&path)
+        .arg(port.to_string())
+        .arg(mode)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let parent = g.child(child);
+    let kid: i32 = read_line(&mut out).parse().unwrap();
+    g.pids.push(kid);
+    (parent, kid)
+}
+
+fn shared_with(pid: i32) -> Vec<Value> {
+    let (_, doc) = sexton_json(&["shared"]);
+    findings(&doc)
+        .into_iter()
+        .filter(|f| f["kind"] == "shared_socket")
+        .filter(|f| {
+            f["pids"]
+                .as_array()
+                .is_some_and(|p| p.iter().any(|x| x == pid))
+        })
+        .collect()
+}
+
+#[test]
+fn d8_connection_shared_after_fork_is_flagged() {
+    let mut g = Guard::default();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (parent, kid) = forking_client(&mut g, "before", port);
+    let (_conn, _) = listener.accept().unwrap();
+    let f = poll("the shared connection", || shared_with(parent).pop());
+    let pids = f["pids"].as_array().unwrap();
+    assert!(pids.contains(&parent.into()) && pids.contains(&kid.into()));
+    let ep = f["endpoint"].as_str().unwrap();
+    assert!(ep.starts_with("tcp 127.0.0.1:"), "{ep}");
+    assert!(ep.ends_with(&format!("-> 127.0.0.1:{port}")), "{ep}");
+}
+
+#[test]
+fn d8_negative_connect_after_fork_is_not_flagged() {
+    let mut g = Guard::default();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (parent, kid) = forking_client(&mut g, "after", port);
+    let _a = listener.accept().unwrap();
+    let _b = listener.accept().unwrap();
+    // Both connections are established: each process has its own.
+    assert!(shared_with(parent).is_empty());
+    assert!(shared_with(kid).is_empty());
+}
+
+#[test]
+fn d8_negative_prefork_listening_socket_is_not_flagged() {
+    let mut g = Guard::default();
+    let path = script(
+        "prefork.py",
+        r#"
+import os, socket, time
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+s.listen(16)
+kids = [os.fork() for _ in range(1)]
+if 0 in kids:
+    time.sleep(300)
+    os._exit(0)
+if os.fork() == 0:
+    time.sleep(300)
+    os._exit(0)
+print(s.getsockname()[1], flush=True)
+time.sleep(300)
+"#,
+    );
+    let mut child = Command::new("python3")
+        .arg(&path)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let server = g.child(child);
+    let _port = read_line(&mut out);
+    let kids = poll("two workers", || {
+        let k = children_of(server);
+        (k.len() == 2).then_some(k)
+    });
+    g.pids.extend(&kids);
+    assert!(shared_with(server).is_empty());
+}
+
+// ---------------------------------------------------------------- why
+
+#[test]
+fn d6_why_names_the_holder_of_a_communicate_hang() {
+    let mut g = Guard::default();
+    let path = script(
+        "communicate.py",
+        r#"
+import subprocess
+p = subprocess.Popen(["sh", "-c", "sleep 300 & echo started"], stdout=subprocess.PIPE)
+p.communicate()
+"#,
+    );
+    let py = g.child(Command::new("python3").arg(&path).spawn().unwrap());
+    let f = poll("python blocked on the pipe", || {
+        let (code, doc) = sexton_json(&["why", &py.to_string()]);
+        assert_eq!(code, 0);
+        let f = findings(&doc).pop()?;
+        let holders = f["holders"].as_array()?;
+        let by_sleep = holders.len() == 1
+            && holders[0]["cmdline"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("sleep 300"));
+        (f["syscall"] == "read" && by_sleep).then_some(f)
+    });
+    let holder = &f["holders"][0];
+    let sleep = holder["pid"].as_i64().unwrap() as i32;
+    g.pids.push(sleep);
+    assert!(holder["cmdline"].as_str().unwrap().starts_with("sleep 300"));
+    assert_eq!(holder["fds"][0], 1);
+    assert_eq!(holder["end"], "write");
+    let msg = f["message"].as_str().unwrap();
+    assert!(msg.starts_with("blocked in read("), "{msg}");
+    assert!(msg.contains("on pipe:["), "{msg}");
+    assert!(
+        msg.contains(&format!(
+            "the write end is held by {sleep} sleep 300 (fd 1), which is not a child of {py}"
+        )),
+        "{msg}"
+    );
+    // The human form says the same.
+    let out = Command::new(SEXTON)
+        .args(["why", &py.to_string()])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("which is not a child of"));
+}
+
+#[test]
+fn why_no_such_pid_exits_2() {
+    let out = Command::new(SEXTON)
+        .args(["why", "2147483646"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim(), "sexton: why 2147483646: no such process");
+    let out = Command::new(SEXTON).args(["why", "nope"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = Command::new(SEXTON)
+        .args(["zombies", "--bogus"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn audit_of_a_subtree_reports_only_that_subtree() {
+    let mut g = Guard::default();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (parent, _kid) = forking_client(&mut g, "before", port);
+    let _conn = listener.accept().unwrap();
+    let f = poll("the shared connection in the subtree", || {
+        let (code, doc) = sexton_json(&["audit", "--pid", &parent.to_string()]);
+        let all = findings(&doc);
+        // Everything reported has a process of the subtree in it.
+        for f in &all {
+            let pids: Vec<i64> = f["pids"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|x| x.as_i64()).collect())
+                .unwrap_or_else(|| vec![f["pid"].as_i64().unwrap()]);
+            assert!(!pids.is_empty());
+        }
+        let f = all.into_iter().find(|f| f["kind"] == "shared_socket")?;
+        assert_eq!(code, 1);
+        Some(f)
+    });
+    assert!(f["pids"].as_array().unwrap().contains(&parent.into()));
+    assert!(doc_has_scanned(&sexton_json(&["audit"]).1));
+}
+
+fn doc_has_scanned(doc: &Value) -> bool {
+    doc["scanned"]["processes"].as_u64().unwrap_or(0) > 0 && doc["duration_ms"].is_number()
+}
+
+// ---------------------------------------------------------------- check
+
+/// Runs `sexton check [--json] -- ARGS`; returns (code, stdout, stderr).
+fn check(json: bool, args: &[&str]) -> (i32, String, String) {
+    let mut c = Command::new(SEXTON);
+    c.arg("check");
+    if json {
+        c.arg("--json");
+    }
+    let mut child = c
+        .arg("--")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = child.stderr.take().unwrap();
+    let t = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let st = child.wait().unwrap();
+    (st.code().unwrap_or(-1), out, t.join().unwrap())
+}
+
+fn check_findings(args: &[&str]) -> (i32, Vec<Value>) {
+    let (code, out, err) = check(true, args);
+    let last = out.lines().last().unwrap_or("");
+    let doc: Value =
+        serde_json::from_str(last).unwrap_or_else(|e| panic!("check {args:?}: {e}: {out}\n{err}"));
+    (code, findings(&doc))
+}
+
+#[test]
+fn check_clean_program_exits_0() {
+    let (code, out, err) = check(false, &["sh", "-c", "echo ok; sleep 0.1; true"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "ok\n");
+    assert!(err.contains("no findings"), "{err}");
+    let (code, f) = check_findings(&[
+        "python3",
+        "-c",
+        "import subprocess; subprocess.run(['sleep', '0.3'])",
+    ]);
+    assert_eq!((code, f.len()), (0, 0), "{f:?}");
+}
+
+#[test]
+fn check_passes_the_program_status_and_usage_errors_exit_125() {
+    let (code, _, _) = check(false, &["sh", "-c", "exit 3"]);
+    assert_eq!(code, 3);
+    let out = Command::new(SEXTON).args(["check"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    let out = Command::new(SEXTON)
+        .args(["check", "--interval", "soon", "--", "true"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    let (code, _, _) = check(false, &["/nonexistent/program"]);
+    assert_eq!(code, 127);
+}
+
+#[test]
+fn d1_check_reports_zombies_left_while_the_parent_lived() {
+    let (code, f) = check_findings(&[
+        "python3",
+        "-c",
+        "import os, time\nfor _ in range(3):\n    if os.fork() == 0: os._exit(0)\ntime.sleep(1)",
+    ]);
+    assert_eq!(code, 1);
+    let z: Vec<&Value> = f.iter().filter(|x| x["kind"] == "zombie").collect();
+    assert_eq!(z.len(), 3, "{f:?}");
+    assert!(
+        z[0]["parent"]["cmdline"]
+            .as_str()
+            .unwrap()
+            .contains("python3")
+    );
+}
+
+#[test]
+fn d6_check_reports_a_descendant_holding_stdout() {
+    let (code, f) = check_findings(&["sh", "-c", "sleep 30 & echo started"]);
+    assert_eq!(code, 1);
+    let l = f
+        .iter()
+        .find(|x| x["kind"] == "leftover")
+        .unwrap_or_else(|| panic!("{f:?}"));
+    assert!(l["cmdline"].as_str().unwrap().starts_with("sleep 30"));
+    assert_eq!(l["holds"][0], "stdout");
+}
+
+const LEAKER: &str = "import os, subprocess, sys\nr, w = os.pipe()\nos.set_inheritable(w, True)\nsubprocess.run(['sleep', '0.5'], close_fds=sys.argv[1] == 'close')";
+
+#[test]
+fn d7_check_reports_an_fd_inherited_across_exec() {
+    let (code, f) = check_findings(&["python3", "-c", LEAKER, "leak"]);
+    assert_eq!(code, 1);
+    let i = f
+        .iter()
+        .find(|x| x["kind"] == "inherited_fd")
+        .unwrap_or_else(|| panic!("{f:?}"));
+    assert!(i["cmdline"].as_str().unwrap().starts_with("sleep"));
+    assert!(i["target"].as_str().unwrap().starts_with("pipe:["));
+    assert!(i["fd"].as_i64().unwrap() > 2);
+    // Negative control: the same program with close_fds is clean.
+    let (code, f) = check_findings(&["python3", "-c", LEAKER, "close"]);
+    assert_eq!((code, f.len()), (0, 0), "{f:?}");
+}
+
+#[test]
+fn d8_check_reports_a_connection_shared_by_its_processes() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let prog = "import os, socket, sys, time\nc = socket.create_connection(('127.0.0.1', int(sys.argv[1])))\npid = os.fork()\ntime.sleep(0.5)\nif pid: os.waitpid(pid, 0)";
+    let port_s = port.to_string();
+    let t = std::thread::spawn(move || listener.accept().map(|(c, _)| c));
+    let (code, f) = check_findings(&["python3", "-c", prog, &port_s]);
+    let _conn = t.join().unwrap();
+    assert_eq!(code, 1);
+    let s = f
+        .iter()
+        .find(|x| x["kind"] == "shared_socket")
+        .unwrap_or_else(|| panic!("{f:?}"));
+    assert_eq!(s["pids"].as_array().unwrap().len(), 2);
+    assert!(
+        s["endpoint"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!(":{port}"))
+    );
+}
+
+#[test]
+fn check_killed_with_sigkill_kills_the_tree() {
+    let mut g = Guard::default();
+    let mut child = Command::new(SEXTON)
+        .args(["check", "--", "sh", "-c", "sleep 300 & echo $!; wait"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let check = g.child(child);
+    let sleep: i32 = read_line(&mut out).parse().unwrap();
+    g.pids.push(sleep);
+    let alive = |pid: i32| sexton::procfs::process(pid).is_some_and(|p| !p.is_zombie());
+    assert!(alive(sleep));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(check),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    poll("the checked tree to die with sexton check", || {
+        (!alive(sleep)).then_some(())
+    });
+}
