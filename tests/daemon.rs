@@ -339,8 +339,10 @@ fn d9_daemon_is_clean_even_from_a_dirty_start() {
 
     // Negative control: the same start without sexton.
     let raw_pid = dir.path("raw.pid");
+    // `exec`: whatever shell `script` runs ($SHELL), the probe replaces
+    // it and so is the session leader `script` made.
     let inner = format!(
-        "python3 {} {} /bin/sleep 600",
+        "exec python3 {} {} /bin/sleep 600",
         dirty.display(),
         dir.0.display()
     );
