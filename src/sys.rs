@@ -81,13 +81,20 @@ pub struct Rusage {
 ///
 /// See <https://man7.org/linux/man-pages/man2/wait4.2.html>.
 pub fn wait4(pid: i32, nohang: bool) -> io::Result<Option<(i32, Rusage)>> {
-    let flags = if nohang { libc::WNOHANG } else { 0 } | libc::__WALL;
+    let flags = if nohang { libc::WNOHANG } else { 0 };
+    Ok(wait4_raw(pid, flags)?.map(|(_, status, ru)| (status, ru)))
+}
+
+/// The one `wait4` call: `(pid, raw status, rusage)` of the reaped child,
+/// `None` when `WNOHANG` found nothing, EINTR retried. `__WALL` so clone
+/// children of any kind are reaped too. Allocation-free.
+fn wait4_raw(pid: i32, flags: libc::c_int) -> io::Result<Option<(i32, i32, Rusage)>> {
     loop {
         let mut status: libc::c_int = 0;
         // SAFETY: rusage is plain old data, zeroed is a valid value.
         let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
         // SAFETY: both out-pointers are valid for the duration of the call.
-        let rc = unsafe { libc::wait4(pid, &mut status, flags, &mut ru) };
+        let rc = unsafe { libc::wait4(pid, &mut status, flags | libc::__WALL, &mut ru) };
         if rc < 0 {
             let err = io::Error::last_os_error();
             if err.kind() == io::ErrorKind::Interrupted {
@@ -100,6 +107,7 @@ pub fn wait4(pid: i32, nohang: bool) -> io::Result<Option<(i32, Rusage)>> {
         }
         let tv = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
         return Ok(Some((
+            rc,
             status,
             Rusage {
                 user_us: tv(ru.ru_utime),
@@ -252,33 +260,7 @@ pub fn default_disposition(signo: i32) -> Result<(), i32> {
 ///
 /// See <https://man7.org/linux/man-pages/man2/wait4.2.html>.
 pub fn wait4_any() -> io::Result<Option<(i32, i32, Rusage)>> {
-    loop {
-        let mut status: libc::c_int = 0;
-        // SAFETY: rusage is plain old data, zeroed is a valid value.
-        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-        // SAFETY: both out-pointers are valid for the duration of the call.
-        let rc = unsafe { libc::wait4(-1, &mut status, libc::WNOHANG | libc::__WALL, &mut ru) };
-        if rc < 0 {
-            let err = io::Error::last_os_error();
-            if err.kind() == io::ErrorKind::Interrupted {
-                continue;
-            }
-            return Err(err);
-        }
-        if rc == 0 {
-            return Ok(None);
-        }
-        let tv = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
-        return Ok(Some((
-            rc,
-            status,
-            Rusage {
-                user_us: tv(ru.ru_utime),
-                sys_us: tv(ru.ru_stime),
-                max_rss_kb: ru.ru_maxrss as u64,
-            },
-        )));
-    }
+    wait4_raw(-1, libc::WNOHANG)
 }
 
 /// `kill(pid, signo)` with a raw signal number, so that realtime signals

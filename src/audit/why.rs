@@ -135,9 +135,19 @@ pub fn explain(scan: &Scan, pid: i32) -> Result<Finding, AuditError> {
 }
 
 fn pipe_holders(scan: &Scan, ino: u64, end: PipeEnd) -> Vec<Holder> {
+    holders(scan, &FdKind::Pipe(ino), Some(end))
+}
+
+fn socket_holders(scan: &Scan, ino: u64) -> Vec<Holder> {
+    holders(scan, &FdKind::Socket(ino), None)
+}
+
+/// Every process holding `kind`, with its fds; for a pipe, only the fds on
+/// the given end.
+fn holders(scan: &Scan, kind: &FdKind, end: Option<PipeEnd>) -> Vec<Holder> {
     let mut by_pid: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
-    for (pid, fd) in scan.holders_of(&FdKind::Pipe(ino)) {
-        if procfs::pipe_end(pid, fd) == Some(end) {
+    for (pid, fd) in scan.holders_of(kind) {
+        if end.is_none() || procfs::pipe_end(pid, fd) == end {
             by_pid.entry(pid).or_default().push(fd);
         }
     }
@@ -147,23 +157,7 @@ fn pipe_holders(scan: &Scan, ino: u64, end: PipeEnd) -> Vec<Holder> {
             pid,
             cmdline: scan.cmdline(pid),
             fds,
-            end: Some(end),
-        })
-        .collect()
-}
-
-fn socket_holders(scan: &Scan, ino: u64) -> Vec<Holder> {
-    let mut by_pid: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
-    for (pid, fd) in scan.holders_of(&FdKind::Socket(ino)) {
-        by_pid.entry(pid).or_default().push(fd);
-    }
-    by_pid
-        .into_iter()
-        .map(|(pid, fds)| Holder {
-            pid,
-            cmdline: scan.cmdline(pid),
-            fds,
-            end: None,
+            end,
         })
         .collect()
 }

@@ -45,16 +45,21 @@ pub fn process(pid: i32) -> Option<ProcInfo> {
 }
 
 fn info(p: &Process) -> Option<ProcInfo> {
-    let st = p.stat().ok()?;
-    Some(ProcInfo {
-        pid: st.pid,
-        ppid: st.ppid,
-        pgid: st.pgrp,
-        sid: st.session,
-        state: st.state,
-        start_time: st.starttime,
-        comm: st.comm,
-    })
+    p.stat().ok().map(ProcInfo::from)
+}
+
+impl From<::procfs::process::Stat> for ProcInfo {
+    fn from(st: ::procfs::process::Stat) -> ProcInfo {
+        ProcInfo {
+            pid: st.pid,
+            ppid: st.ppid,
+            pgid: st.pgrp,
+            sid: st.session,
+            state: st.state,
+            start_time: st.starttime,
+            comm: st.comm,
+        }
+    }
 }
 
 /// Snapshot of every process on the machine (one `stat` read each).
@@ -282,16 +287,7 @@ fn scan_one(pid: i32) -> Option<ProcFds> {
             Err(_) => return None,
         }
     }
-    let st = ::procfs::process::Stat::from_read(&buf[..len]).ok()?;
-    let info = ProcInfo {
-        pid: st.pid,
-        ppid: st.ppid,
-        pgid: st.pgrp,
-        sid: st.session,
-        state: st.state,
-        start_time: st.starttime,
-        comm: st.comm,
-    };
+    let info = ProcInfo::from(::procfs::process::Stat::from_read(&buf[..len]).ok()?);
     let mut fds = Vec::new();
     if let Ok(fd_dir) = openat(&dir, "fd", flags | OFlags::DIRECTORY, Mode::empty())
         && let Ok(mut entries) = rustix::fs::Dir::new(fd_dir)

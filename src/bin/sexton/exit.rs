@@ -49,8 +49,18 @@ pub fn usage(e: clap::Error) -> ExitCode {
         _ => USAGE,
     };
     let text = e.render().to_string();
-    let first = text.lines().next().unwrap_or("invalid usage");
-    let first = first.strip_prefix("error: ").unwrap_or(first);
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or("invalid usage");
+    let mut first = first.strip_prefix("error: ").unwrap_or(first).to_string();
+    // "the following required arguments were not provided:" lists them on
+    // the indented lines that follow: keep them on the one line.
+    if first.ends_with(':') {
+        let items: Vec<&str> = lines
+            .take_while(|l| l.starts_with(' '))
+            .map(str::trim)
+            .collect();
+        first = format!("{first} {}", items.join(", "));
+    }
     let hint = if matches!(sub.as_str(), "" | "-h" | "--help") {
         "try 'sexton --help'".to_string()
     } else {

@@ -5,7 +5,6 @@ use clap::Args;
 use sexton::audit::check::{CheckOptions, Checker};
 use sexton::audit::{self, Report};
 use sexton::{Command, Leftovers, Output};
-use std::ffi::OsString;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,14 +23,8 @@ pub struct CheckArgs {
     /// Print one JSON document on stdout (after PROGRAM's own output).
     #[arg(long)]
     pub json: bool,
-    /// The program and its arguments.
-    #[arg(
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "PROGRAM"
-    )]
-    pub command: Vec<OsString>,
+    #[command(flatten)]
+    pub program: super::Program,
 }
 
 pub fn main(a: CheckArgs) -> i32 {
@@ -54,8 +47,8 @@ pub fn main(a: CheckArgs) -> i32 {
         zombie_after: a.zombie_after,
     })));
     let sampler = Arc::clone(&checker);
-    let cmd = Command::new(&a.command[0])
-        .args(&a.command[1..])
+    let cmd = Command::new(&a.program.command[0])
+        .args(&a.program.command[1..])
         .stdout(Output::Forward)
         .stderr(Output::Forward)
         .wait_delay(a.wait_delay)

@@ -6,7 +6,6 @@ use clap::Args;
 use nix::sys::signal::Signal;
 use sexton::reap::{Init, InitError};
 use sexton::tree::TreeError;
-use std::ffi::OsString;
 use std::time::Duration;
 
 /// An init for containers and a subreaper elsewhere: reaps every
@@ -29,14 +28,8 @@ pub struct InitArgs {
     /// Time between the stop signal and SIGKILL for leftovers.
     #[arg(short = 'g', long, value_name = "DUR", default_value = "5s", value_parser = parse_duration)]
     pub grace: Duration,
-    /// The program and its arguments.
-    #[arg(
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "PROGRAM"
-    )]
-    pub command: Vec<OsString>,
+    #[command(flatten)]
+    pub program: super::Program,
 }
 
 fn parse_rewrite(s: &str) -> Result<(Signal, i32), String> {
@@ -59,8 +52,8 @@ pub fn main(a: InitArgs) -> i32 {
     for &(from, to) in &a.rewrite {
         init = init.rewrite(from as i32, to);
     }
-    let mut cmd = std::process::Command::new(&a.command[0]);
-    cmd.args(&a.command[1..]);
+    let mut cmd = std::process::Command::new(&a.program.command[0]);
+    cmd.args(&a.program.command[1..]);
     match init.run(&mut cmd) {
         Ok(out) => out.exit_code(),
         Err(e) => {

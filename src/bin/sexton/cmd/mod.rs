@@ -1,5 +1,7 @@
 //! One file per command.
 
+use std::ffi::OsString;
+
 pub mod audit;
 pub mod check;
 pub mod daemon;
@@ -10,3 +12,16 @@ pub mod run;
 pub mod shared;
 pub mod why;
 pub mod zombies;
+
+/// `-- PROGRAM [ARGS...]`, the command line every launching command takes.
+#[derive(Debug, clap::Args)]
+pub struct Program {
+    /// The program and its arguments.
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "PROGRAM"
+    )]
+    pub command: Vec<OsString>,
+}

@@ -5,7 +5,6 @@ use clap::{Args, ValueEnum};
 use nix::sys::signal::Signal;
 use sexton::tree::{Tracking, TreeError};
 use sexton::{Command, Input, Leftovers, Output, RunError, parse};
-use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -61,14 +60,8 @@ pub struct RunArgs {
     /// On timeout, exit with PROGRAM's status instead of 124.
     #[arg(long)]
     pub preserve_status: bool,
-    /// The program and its arguments.
-    #[arg(
-        required = true,
-        trailing_var_arg = true,
-        allow_hyphen_values = true,
-        value_name = "PROGRAM"
-    )]
-    pub command: Vec<OsString>,
+    #[command(flatten)]
+    pub program: super::Program,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -125,12 +118,12 @@ pub fn build(a: &RunArgs) -> Result<Command, String> {
         }
     }
     let mut c = if a.shell {
-        if a.command.len() != 1 {
+        if a.program.command.len() != 1 {
             return Err("--shell takes exactly one string: sexton run --shell -- 'a | b'".into());
         }
-        Command::shell(&a.command[0])
+        Command::shell(&a.program.command[0])
     } else {
-        Command::new(&a.command[0]).args(&a.command[1..])
+        Command::new(&a.program.command[0]).args(&a.program.command[1..])
     };
     c = c
         .signal(a.signal)
