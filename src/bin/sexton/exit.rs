@@ -43,7 +43,13 @@ pub fn usage(e: clap::Error) -> ExitCode {
         }
         _ => {}
     }
-    let sub = std::env::args().nth(1).unwrap_or_default();
+    // The command the error is about: the first argument when it names
+    // one (an argument that is not valid UTF-8 cannot name a command).
+    let sub = std::env::args_os()
+        .nth(1)
+        .and_then(|a| a.into_string().ok())
+        .filter(|a| crate::COMMANDS.contains(&a.as_str()))
+        .unwrap_or_default();
     let code = match sub.as_str() {
         "run" | "init" | "check" => FAILED,
         _ => USAGE,
@@ -56,15 +62,23 @@ pub fn usage(e: clap::Error) -> ExitCode {
     // the indented lines that follow: keep them on the one line.
     if first.ends_with(':') {
         let items: Vec<&str> = lines
+            .clone()
             .take_while(|l| l.starts_with(' '))
             .map(str::trim)
             .collect();
         first = format!("{first} {}", items.join(", "));
     }
-    let hint = if matches!(sub.as_str(), "" | "-h" | "--help") {
-        "try 'sexton --help'".to_string()
+    // clap's "did you mean" ("tip: a similar argument exists: '--timeout'").
+    let tip = text
+        .lines()
+        .map(str::trim)
+        .find_map(|l| l.strip_prefix("tip: "))
+        .map(|t| format!("{t}; "))
+        .unwrap_or_default();
+    let hint = if sub.is_empty() {
+        format!("{tip}try 'sexton --help'")
     } else {
-        format!("try 'sexton {sub} --help'")
+        format!("{tip}try 'sexton {sub} --help'")
     };
     error(format!("usage: {first}"), Some(&hint));
     ExitCode::from(code as u8)

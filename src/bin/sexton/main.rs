@@ -31,6 +31,12 @@ enum Commands {
     Check(cmd::check::CheckArgs),
 }
 
+/// The subcommand names, for usage errors that must say which command
+/// they are about.
+pub const COMMANDS: &[&str] = &[
+    "run", "demo", "daemon", "init", "zombies", "orphans", "shared", "why", "audit", "check",
+];
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
