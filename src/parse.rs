@@ -98,6 +98,38 @@ pub fn signal_name(sig: Signal) -> &'static str {
     s.strip_prefix("SIG").unwrap_or(s)
 }
 
+/// glibc's `SIGRTMIN`: the kernel's first realtime signal is 32, and
+/// glibc keeps 32 and 33 for itself, so programs (and `kill -l`) count
+/// from 34.
+pub const RTMIN: i32 = 34;
+/// `SIGRTMAX` on Linux.
+pub const RTMAX: i32 = 64;
+
+/// The short name of signal number `n`, realtime ones included, as
+/// bash's `kill -l` spells them without `SIG`: `TERM`, `RTMIN`,
+/// `RTMIN+3`, `RTMAX-14`, `RTMAX`; a number no name fits (32, 33, or
+/// out of range) as its digits.
+///
+/// ```
+/// assert_eq!(sexton::parse::signal_name_of(15), "TERM");
+/// assert_eq!(sexton::parse::signal_name_of(37), "RTMIN+3");
+/// assert_eq!(sexton::parse::signal_name_of(64), "RTMAX");
+/// ```
+pub fn signal_name_of(n: i32) -> std::borrow::Cow<'static, str> {
+    use std::borrow::Cow;
+    if let Ok(sig) = Signal::try_from(n) {
+        return Cow::Borrowed(signal_name(sig));
+    }
+    let mid = RTMIN + (RTMAX - RTMIN) / 2;
+    Cow::Owned(match n {
+        RTMIN => "RTMIN".to_string(),
+        RTMAX => "RTMAX".to_string(),
+        n if n > RTMIN && n <= mid => format!("RTMIN+{}", n - RTMIN),
+        n if n > mid && n < RTMAX => format!("RTMAX-{}", RTMAX - n),
+        n => n.to_string(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,5 +160,17 @@ mod tests {
         assert_eq!(signal_name(Signal::SIGTERM), "TERM");
         assert!(signal("NOPE").is_err());
         assert!(signal("99").is_err());
+    }
+
+    #[test]
+    fn realtime_signal_names_follow_kill_l() {
+        assert_eq!(signal_name_of(9), "KILL");
+        assert_eq!(signal_name_of(34), "RTMIN");
+        assert_eq!(signal_name_of(35), "RTMIN+1");
+        assert_eq!(signal_name_of(49), "RTMIN+15");
+        assert_eq!(signal_name_of(50), "RTMAX-14");
+        assert_eq!(signal_name_of(63), "RTMAX-1");
+        assert_eq!(signal_name_of(64), "RTMAX");
+        assert_eq!(signal_name_of(32), "32");
     }
 }

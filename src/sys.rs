@@ -248,6 +248,49 @@ pub fn default_disposition(signo: i32) -> Result<(), i32> {
     }
 }
 
+/// Sets signal `signo` to be ignored (`SIG_IGN`) with a raw
+/// `rt_sigaction(2)`; async-signal-safe, for the window between fork and
+/// exec, where the program must get back what sexton's caller ignored.
+/// Raw for the same reason as [`default_disposition`].
+pub fn ignore(signo: i32) -> Result<(), i32> {
+    // handler = SIG_IGN (1), no flags, no restorer, empty mask.
+    let act = [libc::SIG_IGN, 0, 0, 0];
+    // SAFETY: as in default_disposition: the kernel reads a plain struct.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            signo as libc::c_long,
+            act.as_ptr(),
+            std::ptr::null_mut::<libc::c_void>(),
+            8 as libc::size_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    }
+}
+
+/// Whether signal `signo` is ignored (`SIG_IGN`) in this process, asked
+/// with a raw `rt_sigaction(2)` that changes nothing. Raw because the
+/// crates' `sigaction` always installs a new action.
+pub fn is_ignored(signo: i32) -> bool {
+    let mut old = [0usize; 4];
+    // SAFETY: no new action; the kernel writes at most
+    // sizeof(struct sigaction) (32 bytes on 64-bit Linux) into `old`.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            signo as libc::c_long,
+            std::ptr::null::<libc::c_void>(),
+            old.as_mut_ptr(),
+            8 as libc::size_t,
+        )
+    };
+    rc == 0 && old[0] == libc::SIG_IGN
+}
+
 /// `wait4(-1, &status, WNOHANG | __WALL, &rusage)`, retried on EINTR:
 /// reaps any one exited child of this process.
 ///
@@ -376,6 +419,13 @@ pub struct ExecPlan {
     pub pass_fds_len: usize,
     /// Write end of the close-on-exec pipe the errno of a failed exec goes to.
     pub err_pipe: RawFd,
+    /// The process group to join (`setpgid(0, pgid)`); 0 for a new one.
+    pub pgid: RawFd,
+    /// The signal mask the program starts with.
+    pub sigmask: nix::sys::signal::SigSet,
+    /// Whether SIGPIPE and SIGCHLD start ignored (else at their default).
+    pub sigpipe_ignored: bool,
+    pub sigchld_ignored: bool,
 }
 
 /// Sends `errno` down the error pipe and exits 127; child side only.
@@ -425,17 +475,27 @@ pub unsafe fn exec_plan(plan: &ExecPlan) -> ! {
         if !plan.cwd.is_null() && libc::chdir(plan.cwd) < 0 {
             fail(errno());
         }
-        if libc::setpgid(0, 0) < 0 {
+        if libc::setpgid(0, plan.pgid) < 0 {
             fail(errno());
         }
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        if libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut()) < 0 {
+        let mask: &libc::sigset_t = plan.sigmask.as_ref();
+        if libc::sigprocmask(libc::SIG_SETMASK, mask, std::ptr::null_mut()) < 0 {
             fail(errno());
         }
-        // std ignores SIGPIPE in sexton; the program gets the default.
-        if let Err(e) = default_disposition(libc::SIGPIPE) {
-            fail(e);
+        // std ignores SIGPIPE in sexton, and sexton keeps SIGCHLD at its
+        // default: the program gets what sexton's caller had.
+        for (signo, ignored) in [
+            (libc::SIGPIPE, plan.sigpipe_ignored),
+            (libc::SIGCHLD, plan.sigchld_ignored),
+        ] {
+            let r = if ignored {
+                ignore(signo)
+            } else {
+                default_disposition(signo)
+            };
+            if let Err(e) = r {
+                fail(e);
+            }
         }
         if cloexec_from(3).is_err() {
             cloexec_each(3, 65536);

@@ -23,7 +23,7 @@
 use super::pidfile::Pidfile;
 use super::respawn::{Backoff, Respawn, Verdict};
 use crate::sys;
-use crate::tree::{ChildSetup, LeaderExit, Tracking, Tree, TreeError};
+use crate::tree::{ChildSetup, Tracking, Tree, TreeError};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -32,7 +32,6 @@ use std::ffi::OsString;
 use std::fs::File;
 use std::io::Write;
 use std::os::fd::AsFd;
-use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
 /// Stop timeout when the stop signal carries none.
@@ -158,12 +157,12 @@ pub(crate) fn run(cfg: Config, mut report: File, pidfile: Option<Pidfile>) -> ! 
                         kill_at: Instant::now() + t,
                     }
                 } else if let Some(exit) = tree.leader_exit() {
-                    status = exit_code(&exit);
+                    status = crate::tree::status::exit_code(exit.status);
                     note(&format!(
                         "{} (pid {}) {}",
                         program(&cfg),
                         tree.leader(),
-                        describe(&exit)
+                        crate::tree::status::describe(exit.status)
                     ));
                     // The daemon is its tree: what it leaves behind goes
                     // with it.
@@ -259,7 +258,6 @@ fn spawn(cfg: &Config) -> Result<Tree, TreeError> {
         &mut cmd,
         cfg.tracking,
         ChildSetup {
-            reset_mask: true,
             reset_dispositions: true,
             // If the monitor is killed outright (SIGKILL: no chance to
             // stop the tree), the program goes with it, so that an
@@ -352,25 +350,6 @@ fn peek_exited() -> Option<i32> {
             }
             _ => return None,
         }
-    }
-}
-
-fn exit_code(e: &LeaderExit) -> i32 {
-    match (e.status.code(), e.status.signal()) {
-        (Some(c), _) => c,
-        (None, Some(s)) => 128 + s,
-        _ => 1,
-    }
-}
-
-fn describe(e: &LeaderExit) -> String {
-    match (e.status.code(), e.status.signal()) {
-        (Some(c), _) => format!("exited with status {c}"),
-        (None, Some(s)) => match Signal::try_from(s) {
-            Ok(sig) => format!("was killed by signal {}", crate::parse::signal_name(sig)),
-            Err(_) => format!("was killed by signal {s}"),
-        },
-        _ => "ended".to_string(),
     }
 }
 

@@ -31,7 +31,7 @@
 pub mod signals;
 
 use crate::sys;
-use crate::tree::{ChildSetup, Tracking, Tree, TreeError};
+use crate::tree::{ChildSetup, SignalState, Tracking, Tree, TreeError};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::Signal;
@@ -81,17 +81,14 @@ impl InitOutcome {
     /// The status to exit with: the program's code, or 128+N when it died
     /// of signal N.
     pub fn exit_code(&self) -> i32 {
-        match (self.status.code(), self.status.signal()) {
-            (Some(c), _) => c,
-            (None, Some(s)) => 128 + s,
-            _ => 1,
-        }
+        crate::tree::status::exit_code(self.status)
     }
 }
 
 /// An init: forwards signals to one program and reaps everything.
 #[derive(Debug, Clone)]
 pub struct Init {
+    signal_state: Option<SignalState>,
     forwarding: Forwarding,
     stop: Signal,
     grace: Duration,
@@ -100,6 +97,7 @@ pub struct Init {
 impl Default for Init {
     fn default() -> Self {
         Init {
+            signal_state: None,
             forwarding: Forwarding::default(),
             stop: Signal::SIGTERM,
             grace: Duration::from_secs(5),
@@ -121,6 +119,14 @@ enum Phase {
 impl Init {
     pub fn new() -> Init {
         Init::default()
+    }
+
+    /// The signal mask and ignored signals the program starts with
+    /// (default: the calling thread's, taken before `run` blocks every
+    /// signal).
+    pub fn signal_state(mut self, state: SignalState) -> Init {
+        self.signal_state = Some(state);
+        self
     }
 
     /// Forward signals to the program alone instead of its process group.
@@ -153,9 +159,13 @@ impl Init {
     /// thread for good: meant to be the whole life of the process.
     pub fn run(&self, cmd: &mut std::process::Command) -> Result<InitOutcome, InitError> {
         let pid1 = std::process::id() == 1;
+        // Taken before sexton blocks every signal for its signalfd.
+        let signal_state = self
+            .signal_state
+            .unwrap_or_else(SignalState::of_this_thread);
         let sfd = signals::block_all().map_err(InitError::Signals)?;
         let setup = ChildSetup {
-            reset_mask: true,
+            signals: signal_state,
             foreground: true,
             ..ChildSetup::default()
         };

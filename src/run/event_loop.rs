@@ -18,7 +18,7 @@ use super::{
 };
 use crate::pipes::{self, Capture, Drain, Reader, Sink};
 use crate::procfs;
-use crate::tree::{ChildSetup, DirectIo, Tree};
+use crate::tree::{ChildSetup, DirectIo, SignalState, Tree};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -53,6 +53,9 @@ pub(super) fn run(mut cmd: Command) -> Result<Outcome, RunError> {
         return Err(RunError::Empty);
     }
     let argv = cmd.argv_lossy();
+    // What the program starts with is decided before sexton blocks
+    // anything for its own signalfd.
+    let signal_state = cmd.signal_state.unwrap_or_else(SignalState::of_this_thread);
     let signals = if cmd.forward_signals {
         Some(block_forwarded().map_err(|e| RunError::Setup {
             what: "signal handling",
@@ -63,7 +66,7 @@ pub(super) fn run(mut cmd: Command) -> Result<Outcome, RunError> {
     };
     let lifeline = cmd.lifeline.take();
 
-    let (mut readers, mut tree, start) = spawn(&cmd)?;
+    let (mut readers, mut tree, start) = spawn(&cmd, signal_state)?;
     let mut timed_out = false;
     let mut killed: Vec<i32> = Vec::new();
     let timeout_at = cmd.timeout.map(|d| start + d);
@@ -278,7 +281,6 @@ pub(super) fn run(mut cmd: Command) -> Result<Outcome, RunError> {
     tree.release();
 
     let status = leader.status;
-    let sig = status.signal().and_then(|n| Signal::try_from(n).ok());
     killed.sort_unstable();
     killed.dedup();
     let (out_cap, err_cap) = (
@@ -289,7 +291,7 @@ pub(super) fn run(mut cmd: Command) -> Result<Outcome, RunError> {
         argv,
         pid: tree.leader().as_raw(),
         exit_code: status.code(),
-        signal: sig.map(crate::parse::signal_name),
+        signal: crate::tree::status::signal_name(status),
         timed_out,
         duration_ms: round1(leader.at.duration_since(start).as_secs_f64() * 1000.0),
         stdout: String::from_utf8_lossy(&out_cap.bytes()).into_owned(),
@@ -349,7 +351,10 @@ fn block_forwarded() -> nix::Result<SignalFd> {
 /// Builds the std command, the pipes, and spawns the tree. The write ends
 /// of the pipes live only in the std command, which is dropped before
 /// this returns, so sexton holds read ends only.
-fn spawn(cmd: &Command) -> Result<(Vec<Reader>, Tree, Instant), RunError> {
+fn spawn(
+    cmd: &Command,
+    signal_state: SignalState,
+) -> Result<(Vec<Reader>, Tree, Instant), RunError> {
     let mut std_cmd = if cmd.shell {
         let mut c = std::process::Command::new("sh");
         c.arg("-c").args(&cmd.argv);
@@ -444,7 +449,7 @@ fn spawn(cmd: &Command) -> Result<(Vec<Reader>, Tree, Instant), RunError> {
     }
     let setup = ChildSetup {
         pass_fds: cmd.pass_fds.clone(),
-        reset_mask: true,
+        signals: signal_state,
         ..ChildSetup::default()
     };
     let start = Instant::now();

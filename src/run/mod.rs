@@ -126,6 +126,7 @@ pub struct Command {
     pub(crate) lifeline: Option<OwnedFd>,
     pub(crate) forward_signals: bool,
     pub(crate) sampler: Option<Sampler>,
+    pub(crate) signal_state: Option<crate::tree::SignalState>,
 }
 
 /// A callback the event loop calls with the live tree at a fixed
@@ -166,6 +167,7 @@ impl Command {
             lifeline: None,
             forward_signals: false,
             sampler: None,
+            signal_state: None,
         }
     }
 
@@ -286,6 +288,15 @@ impl Command {
     /// single-threaded command-line front ends.
     pub fn forward_signals(mut self, on: bool) -> Self {
         self.forward_signals = on;
+        self
+    }
+
+    /// The signal mask and ignored signals the program starts with
+    /// (default: those of the thread that calls [`Command::run`], taken
+    /// before sexton blocks anything). A front end that blocked signals
+    /// before it got here passes what its own caller gave it.
+    pub fn signal_state(mut self, state: crate::tree::SignalState) -> Self {
+        self.signal_state = Some(state);
         self
     }
 

@@ -38,8 +38,9 @@ pub struct Outcome {
     pub pid: i32,
     /// The program's exit code; `None` when a signal killed it.
     pub exit_code: Option<i32>,
-    /// The signal that killed the program (`"TERM"`), else `None`.
-    pub signal: Option<&'static str>,
+    /// The signal that killed the program (`"TERM"`, `"RTMIN+3"`), else
+    /// `None`.
+    pub signal: Option<String>,
     pub timed_out: bool,
     pub duration_ms: f64,
     /// Captured output (UTF-8, invalid bytes replaced). Empty when the

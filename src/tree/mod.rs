@@ -26,8 +26,9 @@
 
 pub mod cgroup;
 mod spawn;
+pub mod status;
 
-pub use spawn::{ChildSetup, DirectIo};
+pub use spawn::{ChildSetup, DirectIo, Group, SignalState};
 
 use crate::procfs::{self, ProcInfo};
 use crate::sys::{self, Rusage};
@@ -155,10 +156,6 @@ impl Tree {
         } else {
             Mode::Subreaper
         };
-        // Both modes give the leader its own group: signals from the
-        // terminal to sexton's group do not hit the tree behind sexton's
-        // back, and `kill(-pgid)` reaches the whole group at once.
-        setup.new_group = true;
         let map_err = |e: io::Error| match e.kind() {
             io::ErrorKind::NotFound => TreeError::NotFound {
                 program: program.clone(),

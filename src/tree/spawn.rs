@@ -9,19 +9,75 @@ use std::io;
 use std::os::fd::RawFd;
 use std::os::unix::process::CommandExt;
 
+/// The signal state a program starts with: what `execve` hands on of
+/// the spawner's (the mask, and which signals are ignored).
+///
+/// `run` and `init` are transparent: the program starts with the state
+/// sexton's own caller gave sexton, whatever sexton blocked for its
+/// signalfd meanwhile. sexton changes the disposition of two signals
+/// only (Rust's runtime ignores SIGPIPE, and sexton needs SIGCHLD at its
+/// default to wait for its children), so those two are recorded;
+/// every other ignored signal is still ignored when the child execs.
+#[derive(Debug, Clone, Copy)]
+pub struct SignalState {
+    /// The signal mask.
+    pub mask: nix::sys::signal::SigSet,
+    /// SIGPIPE starts ignored (else at its default action).
+    pub sigpipe_ignored: bool,
+    /// SIGCHLD starts ignored (else at its default action).
+    pub sigchld_ignored: bool,
+}
+
+impl Default for SignalState {
+    /// An empty mask, SIGPIPE and SIGCHLD at their defaults: what a
+    /// daemon gets, and what `std::process::Command` gives.
+    fn default() -> Self {
+        SignalState {
+            mask: nix::sys::signal::SigSet::empty(),
+            sigpipe_ignored: false,
+            sigchld_ignored: false,
+        }
+    }
+}
+
+impl SignalState {
+    /// The calling thread's mask (`pthread_sigmask(2)`) and SIGCHLD's
+    /// disposition; SIGPIPE at its default (Rust's runtime ignores it for
+    /// its own sake, and `std::process::Command` resets it likewise).
+    pub fn of_this_thread() -> SignalState {
+        let mut st = SignalState::default();
+        if let Ok(mask) = nix::sys::signal::SigSet::thread_get_mask() {
+            st.mask = mask;
+        }
+        st.sigchld_ignored = sys::is_ignored(libc::SIGCHLD);
+        st
+    }
+}
+
+/// Which process group the child joins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Group {
+    /// A new group led by the child (`setpgid(0, 0)`).
+    #[default]
+    New,
+    /// An existing group of the spawner's session (`setpgid(0, pgid)`):
+    /// the terminal's foreground group, for an interactive program.
+    Join(i32),
+}
+
 /// Fork-to-exec setup shared by every spawn into a tree.
 #[derive(Debug, Clone, Default)]
 pub struct ChildSetup {
     /// `cgroup.procs` of the tree's cgroup: the child writes "0" into it,
     /// which moves the writer, before it can fork anything.
     pub cgroup_procs: Option<RawFd>,
-    /// Put the child in a new process group of its own.
-    pub new_group: bool,
+    /// The process group the child joins.
+    pub group: Group,
     /// Descriptors above 2 that survive exec; every other one is marked
     /// close-on-exec.
     pub pass_fds: Vec<RawFd>,
-    /// Empty the signal mask (sexton blocks signals for its signalfd).
-    pub reset_mask: bool,
+    /// The signal mask and ignored signals the program starts with.
+    pub signals: SignalState,
     /// Reset every ignored signal to its default action (daemons).
     pub reset_dispositions: bool,
     /// Signal the child gets when the process that spawned it dies
@@ -37,9 +93,10 @@ pub struct ChildSetup {
 impl ChildSetup {
     /// Installs the setup as a `pre_exec` hook on `cmd`.
     pub fn apply(&self, cmd: &mut std::process::Command) {
-        if self.new_group {
-            cmd.process_group(0);
-        }
+        cmd.process_group(match self.group {
+            Group::New => 0,
+            Group::Join(pgid) => pgid,
+        });
         let setup = self.clone();
         let spawner = std::process::id() as i32;
         // SAFETY: the closure runs in the forked child before exec and
@@ -74,14 +131,19 @@ impl ChildSetup {
         if self.foreground {
             take_terminal();
         }
-        if self.reset_mask {
-            let empty = nix::sys::signal::SigSet::empty();
-            nix::sys::signal::sigprocmask(
-                nix::sys::signal::SigmaskHow::SIG_SETMASK,
-                Some(&empty),
-                None,
-            )
-            .map_err(io::Error::from)?;
+        // std has emptied the mask and reset SIGPIPE already; hand on what
+        // the program is meant to start with.
+        nix::sys::signal::sigprocmask(
+            nix::sys::signal::SigmaskHow::SIG_SETMASK,
+            Some(&self.signals.mask),
+            None,
+        )
+        .map_err(io::Error::from)?;
+        if self.signals.sigpipe_ignored && !self.reset_dispositions {
+            sys::ignore(libc::SIGPIPE).map_err(io::Error::from_raw_os_error)?;
+        }
+        if self.signals.sigchld_ignored && !self.reset_dispositions {
+            sys::ignore(libc::SIGCHLD).map_err(io::Error::from_raw_os_error)?;
         }
         if self.reset_dispositions {
             // Every signal, real-time ones included (an ignored one stays
@@ -143,11 +205,7 @@ pub(crate) fn spawn_into_cgroup(
 ) -> io::Result<Option<(i32, std::os::fd::OwnedFd)>> {
     use std::ffi::{CString, OsStr, OsString};
     use std::os::unix::ffi::OsStrExt;
-    if setup.reset_dispositions
-        || setup.parent_death_signal.is_some()
-        || setup.foreground
-        || !setup.new_group
-    {
+    if setup.reset_dispositions || setup.parent_death_signal.is_some() || setup.foreground {
         return Ok(None);
     }
     let cstr = |s: &OsStr| CString::new(s.as_bytes()).ok();
@@ -228,6 +286,13 @@ pub(crate) fn spawn_into_cgroup(
         stdio: dio.stdio.map(|f| f.unwrap_or(-1)),
         pass_fds: setup.pass_fds.as_ptr(),
         pass_fds_len: setup.pass_fds.len(),
+        pgid: match setup.group {
+            Group::New => 0,
+            Group::Join(pgid) => pgid,
+        },
+        sigmask: setup.signals.mask,
+        sigpipe_ignored: setup.signals.sigpipe_ignored,
+        sigchld_ignored: setup.signals.sigchld_ignored,
         err_pipe: std::os::fd::AsRawFd::as_raw_fd(&err_w),
     };
     // SAFETY: the child runs only exec_plan, raw system calls on the plan

@@ -1,6 +1,7 @@
 //! The `sexton` command line: argument parsing, one file per command,
 //! nothing but arguments and printing. The work is in the library.
 
+mod caller;
 mod cmd;
 mod exit;
 mod guard;
@@ -38,6 +39,7 @@ pub const COMMANDS: &[&str] = &[
 ];
 
 fn main() -> ExitCode {
+    caller::restore_sigchld();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => return exit::usage(e),

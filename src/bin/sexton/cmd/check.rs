@@ -52,6 +52,7 @@ pub fn main(a: CheckArgs) -> i32 {
         .stdout(Output::Forward)
         .stderr(Output::Forward)
         .wait_delay(a.wait_delay)
+        .signal_state(crate::caller::signals())
         .leftovers(Leftovers::Kill)
         .lifeline(lifeline)
         .forward_signals(true)

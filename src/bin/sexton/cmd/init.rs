@@ -46,6 +46,7 @@ fn parse_rewrite(s: &str) -> Result<(Signal, i32), String> {
 
 pub fn main(a: InitArgs) -> i32 {
     let mut init = Init::new()
+        .signal_state(crate::caller::signals())
         .child_only(a.child_only)
         .stop_signal(a.signal)
         .grace(a.grace);

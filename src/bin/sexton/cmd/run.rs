@@ -139,6 +139,7 @@ pub fn build(a: &RunArgs) -> Result<Command, String> {
             TrackingArg::Cgroup => Tracking::Cgroup,
             TrackingArg::Subreaper => Tracking::Subreaper,
         })
+        .signal_state(crate::caller::signals())
         .stdout(output_mode(
             a.json,
             a.log.is_some(),
