@@ -177,7 +177,9 @@ impl Init {
         let mut killed = false;
         loop {
             let before = reaped;
-            let children = reap_all(&mut tree, leader, &mut reaped)?;
+            let children = tree
+                .reap_all_children(&mut reaped)
+                .map_err(InitError::Reap)?;
             if reaped - before > 1 && children {
                 // A storm is on: let more exits pile up before the next
                 // pass (see BATCH_PAUSE).
@@ -298,25 +300,6 @@ fn shed_startup_pages() {
         // file pages only drops them from memory, and the next access reads
         // the same bytes back from the file. No memory is invalidated.
         let _ = unsafe { madvise(ptr, end - start, MmapAdvise::MADV_PAGEOUT) };
-    }
-}
-
-/// Reaps every exited child (`wait4(-1, WNOHANG)` until it returns 0 or
-/// ECHILD), handing the leader's status to the tree. Returns whether any
-/// child is left. Allocation-free.
-fn reap_all(tree: &mut Tree, leader: i32, reaped: &mut u64) -> Result<bool, InitError> {
-    loop {
-        match sys::wait4_any() {
-            Ok(Some((pid, status, rusage))) => {
-                *reaped += 1;
-                if pid == leader {
-                    tree.set_leader_exit(status, rusage);
-                }
-            }
-            Ok(None) => return Ok(true),
-            Err(e) if e.raw_os_error() == Some(libc::ECHILD) => return Ok(false),
-            Err(e) => return Err(InitError::Reap(e)),
-        }
     }
 }
 

@@ -515,6 +515,33 @@ impl Tree {
         n
     }
 
+    /// Reaps every exited child of this process, whoever it is
+    /// (`wait4(-1, WNOHANG)` until it says none has exited), handing the
+    /// leader's status to the tree; counts them in `reaped`. Returns
+    /// whether any child is left. Allocation-free.
+    ///
+    /// This is the reaping core of a process that owns all its children
+    /// (`init`, the daemon monitor, the supervisor): one call after every
+    /// wakeup reaps however many exits coalesced into one SIGCHLD (D2),
+    /// and a child killed by any signal, realtime ones included, is
+    /// reaped like any other. A library host, whose other children are
+    /// not the tree's, uses [`Tree::reap`] (by pid) instead.
+    pub fn reap_all_children(&mut self, reaped: &mut u64) -> io::Result<bool> {
+        loop {
+            match sys::wait4_any() {
+                Ok(Some((pid, status, rusage))) => {
+                    *reaped += 1;
+                    if pid == self.leader.as_raw() {
+                        self.set_leader_exit(status, rusage);
+                    }
+                }
+                Ok(None) => return Ok(true),
+                Err(e) if e.raw_os_error() == Some(libc::ECHILD) => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Reaps members that have left the tree but are not zombies yet.
     ///
     /// A process closes its fds and leaves its cgroup before it becomes a
