@@ -529,3 +529,32 @@ pub unsafe fn exec_plan(plan: &ExecPlan) -> ! {
         fail(last)
     }
 }
+
+/// Whether fds `a` and `b` of this process are one open file description
+/// (`kcmp(2)` with `KCMP_FILE`): the caller wrote `2>&1`, so both are one
+/// `open`, sharing one offset and one set of flags. `None` when the
+/// kernel cannot say (built without `CONFIG_KCMP`, or not permitted).
+/// Raw because neither nix nor rustix wraps `kcmp`.
+///
+/// See <https://man7.org/linux/man-pages/man2/kcmp.2.html>.
+pub fn same_open_file(a: RawFd, b: RawFd) -> Option<bool> {
+    const KCMP_FILE: libc::c_int = 0;
+    let me = std::process::id() as libc::pid_t;
+    // SAFETY: kcmp takes plain integers and only compares kernel objects
+    // of this process.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_kcmp,
+            me,
+            me,
+            KCMP_FILE,
+            a as libc::c_ulong,
+            b as libc::c_ulong,
+        )
+    };
+    match rc {
+        0 => Some(true),
+        1..=3 => Some(false),
+        _ => None,
+    }
+}

@@ -323,7 +323,7 @@ impl Checker {
                 l.cmdline.clone(),
                 format!(
                     "still running after {} exited{holding} ({})",
-                    outcome.pid,
+                    outcome.pid.unwrap_or(0),
                     match l.action {
                         crate::LeftoverAction::Killed => "killed by sexton",
                         crate::LeftoverAction::Left => "left running",

@@ -8,7 +8,7 @@
 
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, SpliceFFlags, fcntl, splice};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 /// Keeps the first and last `limit / 2` bytes of a stream and counts what
 /// fell in between, so memory stays bounded by the limit, not the output.
@@ -107,21 +107,42 @@ pub enum Drain {
     /// The output side is full (a pipe whose reader is slow): wait for it
     /// to become writable before reading more.
     OutputFull,
-    /// Every writer has closed the pipe.
+    /// Reading has ended, for the reason given (the read end is closed).
+    Ended(End),
+}
+
+/// Why sexton stopped reading one of the program's pipes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// Every writer closed the pipe: everything was delivered.
     Eof,
-    /// Our destination is gone (EPIPE): stop reading; the program's next
-    /// write fails as if it wrote to the closed destination itself.
+    /// Our destination is gone (EPIPE: the caller's reader closed early).
+    /// The read end is closed at once, so the program's next write fails
+    /// as if it wrote to the closed destination itself: it dies of
+    /// SIGPIPE, as it would without sexton.
     Closed,
+    /// The wait-delay passed after the program exited, with the pipe
+    /// still held open by processes it left behind; what the pipe held
+    /// then was delivered, and reading stopped.
+    Cut,
 }
 
 /// The read end of one of the program's output pipes.
 #[derive(Debug)]
 pub struct Reader {
     pub name: &'static str,
-    fd: OwnedFd,
+    /// One pipe for both of the program's stdout and stderr: the caller's
+    /// fd 1 and fd 2 are one open file (`2>&1`), so the program writes
+    /// both streams into one pipe and their order is kept.
+    pub merged: bool,
+    /// `None` once reading has ended.
+    fd: Option<OwnedFd>,
     pub ino: u64,
     pub sink: Sink,
-    pub done: bool,
+    /// Why reading ended, once it has.
+    pub end: Option<End>,
+    /// After a cut: bytes the pipe held at the cut, still to deliver.
+    budget: Option<u64>,
     /// Copy buffer, allocated on the first read that needs one.
     buf: Vec<u8>,
 }
@@ -148,10 +169,12 @@ pub fn output_pipe(name: &'static str, sink: Sink) -> std::io::Result<(Reader, O
     Ok((
         Reader {
             name,
-            fd: r,
+            merged: false,
+            fd: Some(r),
             ino,
             sink,
-            done: false,
+            end: None,
+            budget: None,
             buf: Vec::new(),
         },
         w,
@@ -159,101 +182,168 @@ pub fn output_pipe(name: &'static str, sink: Sink) -> std::io::Result<(Reader, O
 }
 
 impl Reader {
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+    /// The read end, while reading goes on.
+    pub fn fd(&self) -> Option<BorrowedFd<'_>> {
+        self.fd.as_ref().map(|f| f.as_fd())
     }
 
-    /// Moves everything available from the pipe to the sink.
+    /// True once reading has ended.
+    pub fn done(&self) -> bool {
+        self.end.is_some()
+    }
+
+    /// The stream names the program has this pipe on.
+    pub fn streams(&self) -> &'static [&'static str] {
+        match (self.name, self.merged) {
+            (_, true) => &["stdout", "stderr"],
+            ("stderr", false) => &["stderr"],
+            _ => &["stdout"],
+        }
+    }
+
+    /// Stops reading for `why`: the read end is closed now.
+    pub fn close(&mut self, why: End) {
+        if self.end.is_none() {
+            self.end = Some(why);
+        }
+        self.fd = None;
+    }
+
+    /// The wait-delay passed: deliver what the pipe holds now (`FIONREAD`),
+    /// however slowly the output takes it, then stop. Nothing the program
+    /// wrote before this moment is lost.
+    pub fn cut(&mut self) {
+        if self.done() || self.budget.is_some() {
+            return;
+        }
+        let held = self
+            .fd
+            .as_ref()
+            .and_then(|fd| rustix::io::ioctl_fionread(fd).ok())
+            .unwrap_or(0);
+        if held == 0 {
+            self.close(End::Cut);
+        } else {
+            self.budget = Some(held);
+        }
+    }
+
+    /// Moves what is available from the pipe to the sink (within the
+    /// budget after a cut).
     pub fn drain(&mut self) -> Drain {
+        if let Some(end) = self.end {
+            return Drain::Ended(end);
+        }
         let mut buf = std::mem::take(&mut self.buf);
         let r = self.drain_with(&mut buf);
         self.buf = buf;
+        if let Drain::Ended(why) = r {
+            self.close(why);
+        }
         r
     }
 
+    /// The most one call may move now.
+    fn allowance(&self, max: usize) -> usize {
+        self.budget.map_or(max, |b| (b.min(max as u64)) as usize)
+    }
+
+    /// Counts `n` moved bytes against the budget; true when it is spent.
+    fn spend(&mut self, n: usize) -> bool {
+        match &mut self.budget {
+            Some(b) => {
+                *b = b.saturating_sub(n as u64);
+                *b == 0
+            }
+            None => false,
+        }
+    }
+
     fn drain_with(&mut self, buf: &mut Vec<u8>) -> Drain {
+        let Some(fd) = self.fd.as_ref().map(|f| f.as_raw_fd()) else {
+            return Drain::Ended(End::Eof);
+        };
+        // SAFETY: `fd` is our read end, open until `close`, which only
+        // runs after this returns.
+        let pipe = unsafe { BorrowedFd::borrow_raw(fd) };
         loop {
-            if let Sink::Forward { to, splice_ok } = &mut self.sink {
-                if *splice_ok {
-                    // SAFETY: `to` is one of sexton's own stdio fds, open
-                    // for the whole run.
-                    let out = unsafe { BorrowedFd::borrow_raw(*to) };
-                    match splice(
-                        &self.fd,
-                        None,
-                        out,
-                        None,
-                        1 << 20,
-                        SpliceFFlags::SPLICE_F_NONBLOCK | SpliceFFlags::SPLICE_F_MOVE,
-                    ) {
-                        Ok(0) => return Drain::Eof,
-                        // One splice moves every buffer the pipe held (up
-                        // to the output's room); a second one would mostly
-                        // find the pipe empty. Back to poll, which says
-                        // at once if more came.
-                        Ok(n) => {
-                            // A small move means the writer is producing
-                            // in small writes and sexton wakes for each:
-                            // give the CPU to the writer (and the reader)
-                            // first, so the next wakeup moves a batch.
-                            // Measured: 2 GiB in 4 KiB writes went from
-                            // 0.46x to 0.54x of the direct pipe on 2 cores.
-                            if n < SMALL_MOVE {
-                                rustix::thread::sched_yield();
-                            }
-                            return Drain::Idle;
+            let len = self.allowance(1 << 20);
+            if let Sink::Forward { to, splice_ok } = &mut self.sink
+                && *splice_ok
+            {
+                // SAFETY: `to` is one of sexton's own stdio fds, open
+                // for the whole run.
+                let out = unsafe { BorrowedFd::borrow_raw(*to) };
+                match splice(
+                    pipe,
+                    None,
+                    out,
+                    None,
+                    len,
+                    SpliceFFlags::SPLICE_F_NONBLOCK | SpliceFFlags::SPLICE_F_MOVE,
+                ) {
+                    Ok(0) => return Drain::Ended(End::Eof),
+                    // One splice moves every buffer the pipe held (up
+                    // to the output's room); a second one would mostly
+                    // find the pipe empty. Back to poll, which says
+                    // at once if more came.
+                    Ok(n) => {
+                        if self.spend(n) {
+                            return Drain::Ended(End::Cut);
                         }
-                        Err(Errno::EINTR) => continue,
-                        // We only drain when the pipe was readable, so
-                        // EAGAIN means the output is full, unless the pipe
-                        // was emptied meanwhile; the caller polls both.
-                        Err(Errno::EAGAIN) => return self.probe_after_eagain(),
-                        Err(Errno::EPIPE) => return Drain::Closed,
-                        // Not spliceable (O_APPEND file, tty...): copy.
-                        Err(_) => {
-                            *splice_ok = false;
-                            continue;
+                        // A small move means the writer is producing
+                        // in small writes and sexton wakes for each:
+                        // give the CPU to the writer (and the reader)
+                        // first, so the next wakeup moves a batch.
+                        // Measured: 2 GiB in 4 KiB writes went from
+                        // 0.46x to 0.54x of the direct pipe on 2 cores.
+                        if n < SMALL_MOVE {
+                            rustix::thread::sched_yield();
                         }
+                        return Drain::Idle;
+                    }
+                    Err(Errno::EINTR) => continue,
+                    // We only drain when the pipe was readable, so
+                    // EAGAIN means the output is full, unless the pipe
+                    // was emptied meanwhile; the caller polls both.
+                    Err(Errno::EAGAIN) => return probe_after_eagain(pipe),
+                    Err(Errno::EPIPE) => return Drain::Ended(End::Closed),
+                    // Not spliceable (O_APPEND file, tty...): copy.
+                    Err(_) => {
+                        *splice_ok = false;
+                        continue;
                     }
                 }
             }
             if buf.is_empty() {
                 buf.resize(CHUNK, 0);
             }
-            let n = match nix::unistd::read(&self.fd, buf) {
-                Ok(0) => return Drain::Eof,
+            let len = self.allowance(buf.len());
+            let n = match nix::unistd::read(pipe, &mut buf[..len]) {
+                Ok(0) => return Drain::Ended(End::Eof),
                 Ok(n) => n,
                 Err(Errno::EINTR) => continue,
                 Err(Errno::EAGAIN) => return Drain::Idle,
-                Err(_) => return Drain::Eof,
+                Err(_) => return Drain::Ended(End::Eof),
             };
             let data = &buf[..n];
             match &mut self.sink {
                 Sink::Capture(c) => c.push(data),
                 Sink::Forward { to, .. } => {
                     if write_all(*to, data).is_err() {
-                        return Drain::Closed;
+                        return Drain::Ended(End::Closed);
                     }
                 }
                 Sink::Tee { to, capture } => {
                     capture.push(data);
                     if write_all(*to, data).is_err() {
-                        // Keep capturing for the log; stop forwarding.
-                        self.sink = Sink::Capture(std::mem::take(capture));
+                        return Drain::Ended(End::Closed);
                     }
                 }
             }
-        }
-    }
-
-    /// After splice said EAGAIN: if the pipe still holds data the output
-    /// is what is full.
-    fn probe_after_eagain(&self) -> Drain {
-        // FIONREAD through rustix: how many bytes wait in the pipe.
-        if rustix::io::ioctl_fionread(&self.fd).is_ok_and(|n| n > 0) {
-            Drain::OutputFull
-        } else {
-            Drain::Idle
+            if self.spend(n) {
+                return Drain::Ended(End::Cut);
+            }
         }
     }
 
@@ -271,6 +361,17 @@ impl Reader {
             Sink::Capture(c) | Sink::Tee { capture: c, .. } => Some(c),
             Sink::Forward { .. } => None,
         }
+    }
+}
+
+/// After splice said EAGAIN: if the pipe still holds data the output is
+/// what is full (`FIONREAD` through rustix: how many bytes wait in the
+/// pipe).
+fn probe_after_eagain(pipe: BorrowedFd<'_>) -> Drain {
+    if rustix::io::ioctl_fionread(pipe).is_ok_and(|n| n > 0) {
+        Drain::OutputFull
+    } else {
+        Drain::Idle
     }
 }
 

@@ -1,42 +1,43 @@
 //! The one event loop of a run.
 //!
-//! A fixed set of fds (the leader's pidfd, the output pipes, the signalfd,
-//! the lifeline) and one deadline (timeout, kill-after or wait-delay,
-//! whichever comes first), polled with `poll(2)`; EINTR just goes round
-//! again. The phases are explicit:
+//! A fixed set of fds (the leader's pidfd, the output pipes or, when the
+//! caller's reader is slow, the outputs they wait for, the signalfd, the
+//! lifeline) and one deadline (timeout, kill-after, wait-delay or the next
+//! sample, whichever comes first), polled with `poll(2)`; EINTR just goes
+//! round again. Each event has one small handler on [`Run`]:
 //!
-//! 1. running: output is drained as it comes;
-//! 2. timeout: the stop signal goes to the whole tree and the kill-after
-//!    deadline is armed; at that deadline the tree is killed;
-//! 3. the leader exited: output is read for at most `wait_delay` more,
-//!    then sexton stops reading whoever still holds the pipes (D6);
-//! 4. leftovers: live members are listed with the pipes they hold, then
-//!    left, or killed, as asked.
+//! - **the leader exits**: the wait-delay starts;
+//! - **a pipe is readable / an output is writable**: move bytes. When the
+//!   caller's reader closed early (EPIPE) the pipe's read end is closed at
+//!   once, so the program dies of SIGPIPE as it would without sexton;
+//! - **a forwarded signal**: to every member once; a terminating one arms
+//!   the kill-after deadline;
+//! - **the lifeline hangs up**: whoever must not be outlived is gone; kill
+//!   the tree and stop;
+//! - **a deadline**: the timeout sends the stop signal to the whole tree
+//!   and arms the kill-after; the kill-after kills the tree; the
+//!   wait-delay *cuts* the pipes still open (D6).
+//!
+//! The wait-delay is only for output held open by processes the program
+//! left behind: a pipe that reaches EOF ends by itself, however long its
+//! slow reader takes. At the cut, what the pipe holds is still delivered,
+//! then reading stops, so nothing the program wrote is ever dropped and a
+//! leftover that keeps writing cannot keep sexton.
+//!
+//! The run is over when the leader has exited, every pipe has ended, and,
+//! after a timeout, the tree is empty (or the kill-after gave up).
 
 use super::{
-    Command, Input, Leftover, LeftoverAction, Leftovers, Outcome, Output, RunError, Usage,
+    Command, Input, Leftover, LeftoverAction, Leftovers, Outcome, Output, RunError, Sampler, Usage,
 };
-use crate::pipes::{self, Capture, Drain, Reader, Sink};
+use crate::pipes::{self, Capture, Drain, End, Reader, Sink};
 use crate::procfs;
-use crate::tree::{ChildSetup, DirectIo, SignalState, Tree};
+use crate::tree::{ChildSetup, DirectIo, SignalState, Tree, signals};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
-use nix::sys::signalfd::{SfdFlags, SignalFd};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
-use std::os::unix::process::ExitStatusExt;
+use nix::sys::signalfd::SignalFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-/// Signals a front end forwards to the tree.
-const FORWARDED: [Signal; 7] = [
-    Signal::SIGTERM,
-    Signal::SIGINT,
-    Signal::SIGHUP,
-    Signal::SIGQUIT,
-    Signal::SIGUSR1,
-    Signal::SIGUSR2,
-    Signal::SIGWINCH,
-];
 
 /// How long after the last kill sexton waits for the tree to vanish.
 const KILL_WAIT: Duration = Duration::from_secs(5);
@@ -52,12 +53,12 @@ pub(super) fn run(mut cmd: Command) -> Result<Outcome, RunError> {
     if cmd.argv.is_empty() || cmd.argv[0].is_empty() {
         return Err(RunError::Empty);
     }
-    let argv = cmd.argv_lossy();
     // What the program starts with is decided before sexton blocks
     // anything for its own signalfd.
     let signal_state = cmd.signal_state.unwrap_or_else(SignalState::of_this_thread);
     let signals = if cmd.forward_signals {
-        Some(block_forwarded().map_err(|e| RunError::Setup {
+        let set = signals::set_of(&signals::FORWARDED);
+        Some(signals::block(&set).map_err(|e| RunError::Setup {
             what: "signal handling",
             source: e.into(),
         })?)
@@ -65,256 +66,52 @@ pub(super) fn run(mut cmd: Command) -> Result<Outcome, RunError> {
         None
     };
     let lifeline = cmd.lifeline.take();
-
-    let (mut readers, mut tree, start) = spawn(&cmd, signal_state)?;
-    let mut timed_out = false;
-    let mut killed: Vec<i32> = Vec::new();
-    let timeout_at = cmd.timeout.map(|d| start + d);
-    let mut kill_at: Option<Instant> = None;
-    let mut drain_until: Option<Instant> = None;
-    let mut lifeline_lost = false;
-    let mut output_blocked = vec![false; readers.len()];
-    let mut sampler = cmd.sampler.take();
-    let mut sample_at: Option<Instant> = sampler.as_ref().map(|_| start);
-
-    loop {
-        let mut now = Instant::now();
-        if let (Some(s), Some(t)) = (sampler.as_mut(), sample_at)
-            && now >= t
-        {
-            (s.f)(&mut tree);
-            now = Instant::now();
-            sample_at = Some(now + s.interval);
-        }
-        // Deadlines first: they may change what we wait for.
-        if !timed_out && timeout_at.is_some_and(|t| now >= t) {
-            timed_out = true;
-            // What the stop signal ends, sexton killed.
-            killed.extend(tree.signal_pids(cmd.signal));
-            kill_at = cmd.kill_after.map(|d| now + d);
-        }
-        if kill_at.is_some_and(|t| now >= t) {
-            kill_at = None;
-            killed.extend(tree.kill(KILL_WAIT));
-        }
-        let leader_done = tree.leader_exit().is_some();
-        if leader_done && drain_until.is_none() {
-            drain_until = Some(now + cmd.wait_delay);
-        }
-        let output_done = readers.iter().all(|r| r.done) || drain_until.is_some_and(|t| now >= t);
-        // After a timeout the whole tree must go: wait for it to empty
-        // (or for the kill) before returning.
-        let tree_settled = !timed_out || kill_at.is_none() || tree.is_empty();
-        if leader_done && output_done && tree_settled {
-            break;
-        }
-
-        // One poll over the fixed set of fds.
-        let mut wait = [
-            timeout_at.filter(|_| !timed_out),
-            kill_at,
-            drain_until,
-            sample_at,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-        .map(|t| t.saturating_duration_since(now));
-        let leader_fd = tree.leader_fd().map(|f| f.as_raw_fd());
-        if !leader_done && leader_fd.is_none() {
-            wait = Some(wait.map_or(NO_PIDFD_TICK, |w| w.min(NO_PIDFD_TICK)));
-        }
-        if leader_done && timed_out && !tree_settled {
-            wait = Some(wait.map_or(EMPTY_TICK, |w| w.min(EMPTY_TICK)));
-        }
-        let mut slots: Vec<Slot> = Vec::with_capacity(5);
-        let mut fds: Vec<PollFd> = Vec::with_capacity(5);
-        // SAFETY (all borrow_raw below): every fd is owned by `tree`,
-        // `readers`, `signals` or `lifeline`, alive across this poll.
-        if let Some(fd) = leader_fd {
-            slots.push(Slot::Leader);
-            fds.push(PollFd::new(
-                unsafe { BorrowedFd::borrow_raw(fd) },
-                PollFlags::POLLIN,
-            ));
-        }
-        if drain_until.is_none_or(|t| now < t) {
-            for (i, r) in readers.iter().enumerate() {
-                if r.done {
-                    continue;
-                }
-                if output_blocked[i] {
-                    if let Some(out) = r.output_fd() {
-                        slots.push(Slot::Output(i));
-                        fds.push(PollFd::new(
-                            unsafe { BorrowedFd::borrow_raw(out) },
-                            PollFlags::POLLOUT,
-                        ));
-                    }
-                } else {
-                    slots.push(Slot::Reader(i));
-                    fds.push(PollFd::new(
-                        unsafe { BorrowedFd::borrow_raw(r.fd().as_raw_fd()) },
-                        PollFlags::POLLIN,
-                    ));
-                }
-            }
-        }
-        if let Some(s) = &signals {
-            slots.push(Slot::Signals);
-            fds.push(PollFd::new(
-                unsafe { BorrowedFd::borrow_raw(s.as_fd().as_raw_fd()) },
-                PollFlags::POLLIN,
-            ));
-        }
-        if let Some(l) = &lifeline {
-            slots.push(Slot::Lifeline);
-            fds.push(PollFd::new(
-                unsafe { BorrowedFd::borrow_raw(l.as_raw_fd()) },
-                PollFlags::POLLIN,
-            ));
-        }
-        let ms = match wait {
-            None => PollTimeout::NONE,
-            // Round up so a deadline is never polled for 0 ms too early.
-            Some(w) => {
-                PollTimeout::try_from(w.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32)
-                    .unwrap_or(PollTimeout::MAX)
-            }
-        };
-        match poll(&mut fds, ms) {
-            Ok(_) => {}
-            Err(nix::errno::Errno::EINTR) => continue,
-            Err(e) => {
-                return Err(RunError::Setup {
-                    what: "event loop",
-                    source: e.into(),
-                });
-            }
-        }
-        let events: Vec<(Slot, PollFlags)> = slots
-            .iter()
-            .zip(fds.iter())
-            .map(|(s, p)| (*s, p.revents().unwrap_or(PollFlags::empty())))
-            .filter(|(_, ev)| !ev.is_empty())
-            .collect();
-        drop(fds);
-        drop(slots);
-
-        for (slot, _ev) in events {
-            match slot {
-                Slot::Leader => {
-                    tree.try_wait()?;
-                }
-                Slot::Reader(i) | Slot::Output(i) => {
-                    output_blocked[i] = false;
-                    match readers[i].drain() {
-                        Drain::Idle => {}
-                        Drain::OutputFull => output_blocked[i] = true,
-                        Drain::Eof | Drain::Closed => readers[i].done = true,
-                    }
-                }
-                Slot::Signals => {
-                    if let Some(sfd) = &signals {
-                        while let Ok(Some(info)) = sfd.read_signal() {
-                            let Ok(sig) = Signal::try_from(info.ssi_signo as i32) else {
-                                continue;
-                            };
-                            tree.signal(sig);
-                            let terminating = matches!(
-                                sig,
-                                Signal::SIGTERM | Signal::SIGINT | Signal::SIGHUP | Signal::SIGQUIT
-                            );
-                            if terminating && kill_at.is_none() {
-                                kill_at = cmd.kill_after.map(|d| Instant::now() + d);
-                            }
-                        }
-                    }
-                }
-                Slot::Lifeline => {
-                    // Whoever held the other end died: nobody is left to
-                    // answer to, so nothing of the tree may stay.
-                    lifeline_lost = true;
-                    killed.extend(tree.kill(KILL_WAIT));
-                }
-            }
-        }
-        if lifeline_lost {
-            break;
-        }
-        if leader_fd.is_none() && !leader_done {
-            tree.try_wait()?;
-        }
-    }
-
-    // Whoever still holds the pipes is named before sexton lets go.
-    let pipes: Vec<(&'static str, u64)> = readers
-        .iter()
-        .filter(|r| !r.done)
-        .map(|r| (r.name, r.ino))
-        .collect();
-    let mut leftovers = Vec::new();
-    if !tree.is_empty() {
-        let holders = tree.holders(&pipes);
-        let action = match cmd.leftovers {
-            Leftovers::Leave => LeftoverAction::Left,
-            Leftovers::Kill | Leftovers::Fail => LeftoverAction::Killed,
-        };
-        for (p, holds) in holders {
-            if p.pid == tree.leader().as_raw() {
-                continue;
-            }
-            leftovers.push(Leftover {
-                pid: p.pid,
-                ppid: p.ppid,
-                cmdline: procfs::cmdline(p.pid).unwrap_or_else(|| p.comm.clone()),
-                holds,
-                action,
-            });
-        }
-        if action == LeftoverAction::Killed {
-            killed.extend(tree.kill(KILL_WAIT));
-        }
-    }
-    tree.settle(SETTLE_WAIT);
-    let leader = tree.wait()?;
-    tree.release();
-
-    let status = leader.status;
-    killed.sort_unstable();
-    killed.dedup();
-    let (out_cap, err_cap) = (
-        capture_of(&readers, "stdout"),
-        capture_of(&readers, "stderr"),
-    );
-    Ok(Outcome {
-        argv,
-        pid: tree.leader().as_raw(),
-        exit_code: status.code(),
-        signal: crate::tree::status::signal_name(status),
-        timed_out,
-        duration_ms: round1(leader.at.duration_since(start).as_secs_f64() * 1000.0),
-        stdout: String::from_utf8_lossy(&out_cap.bytes()).into_owned(),
-        stderr: String::from_utf8_lossy(&err_cap.bytes()).into_owned(),
-        stdout_bytes: out_cap.total(),
-        stderr_bytes: err_cap.total(),
-        stdout_dropped: out_cap.dropped(),
-        stderr_dropped: err_cap.dropped(),
-        rusage: Usage {
-            user_ms: round1(leader.rusage.user_us as f64 / 1000.0),
-            sys_ms: round1(leader.rusage.sys_us as f64 / 1000.0),
-            max_rss_kb: leader.rusage.max_rss_kb,
-        },
-        leftovers,
-        killed: killed.len(),
-        tracking: tree.mode().as_str(),
-        stdout_raw: out_cap.bytes(),
-        stderr_raw: err_cap.bytes(),
-        signal_number: status.signal(),
-        lifeline_lost,
-    })
+    let sampler = cmd.sampler.take();
+    let (readers, tree, start) = spawn(&cmd, signal_state)?;
+    let blocked = vec![false; readers.len()];
+    let mut run = Run {
+        timeout_at: cmd.timeout.filter(|t| !t.is_zero()).map(|d| start + d),
+        sample_at: sampler.as_ref().map(|_| start),
+        cmd,
+        tree,
+        readers,
+        blocked,
+        start,
+        signals,
+        lifeline,
+        sampler,
+        timed_out: false,
+        kill_at: None,
+        drain_until: None,
+        killed: Vec::new(),
+        lifeline_lost: false,
+    };
+    run.go()?;
+    run.finish()
 }
 
+/// One run in progress: the tree, its pipes, and the deadlines.
+struct Run {
+    cmd: Command,
+    tree: Tree,
+    readers: Vec<Reader>,
+    /// `blocked[i]`: reader `i` waits for its output to take more.
+    blocked: Vec<bool>,
+    start: Instant,
+    signals: Option<SignalFd>,
+    lifeline: Option<OwnedFd>,
+    sampler: Option<Sampler>,
+    sample_at: Option<Instant>,
+    timeout_at: Option<Instant>,
+    timed_out: bool,
+    kill_at: Option<Instant>,
+    /// Set when the leader exits: when the open pipes are cut.
+    drain_until: Option<Instant>,
+    killed: Vec<i32>,
+    lifeline_lost: bool,
+}
+
+/// What one polled fd stands for.
 #[derive(Debug, Clone, Copy)]
 enum Slot {
     Leader,
@@ -322,6 +119,277 @@ enum Slot {
     Output(usize),
     Signals,
     Lifeline,
+}
+
+impl Run {
+    fn go(&mut self) -> Result<(), RunError> {
+        loop {
+            self.on_deadlines(Instant::now());
+            if self.finished() {
+                return Ok(());
+            }
+            let (slots, raw, wait) = self.poll_set(Instant::now());
+            let mut fds: Vec<PollFd> = raw
+                .iter()
+                .map(|&(fd, ev)| {
+                    // SAFETY: every fd is owned by `self` (tree, readers,
+                    // signals, lifeline) and stays open across this poll.
+                    PollFd::new(unsafe { BorrowedFd::borrow_raw(fd) }, ev)
+                })
+                .collect();
+            match poll(&mut fds, poll_timeout(wait)) {
+                Ok(_) => {}
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => {
+                    return Err(RunError::Setup {
+                        what: "event loop",
+                        source: e.into(),
+                    });
+                }
+            }
+            let ready: Vec<Slot> = slots
+                .iter()
+                .zip(fds.iter())
+                .filter(|(_, p)| p.revents().is_some_and(|r| !r.is_empty()))
+                .map(|(s, _)| *s)
+                .collect();
+            drop(fds);
+            for slot in ready {
+                match slot {
+                    Slot::Leader => {
+                        self.tree.try_wait()?;
+                    }
+                    Slot::Reader(i) | Slot::Output(i) => self.on_pipe(i),
+                    Slot::Signals => self.on_signals(),
+                    Slot::Lifeline => self.on_lifeline_lost(),
+                }
+            }
+            if self.tree.leader_fd().is_none() && self.tree.leader_exit().is_none() {
+                // No pidfd: the leader is polled on every wakeup.
+                self.tree.try_wait()?;
+            }
+        }
+    }
+
+    fn leader_done(&self) -> bool {
+        self.tree.leader_exit().is_some()
+    }
+
+    /// The leader is gone, every pipe has ended, and after a timeout the
+    /// tree is empty or given up on; or the lifeline broke.
+    fn finished(&mut self) -> bool {
+        if self.lifeline_lost {
+            return true;
+        }
+        if !self.leader_done() || !self.readers.iter().all(Reader::done) {
+            return false;
+        }
+        !self.timed_out || self.kill_at.is_none() || self.tree.is_empty()
+    }
+
+    /// Runs whatever deadline has come.
+    fn on_deadlines(&mut self, now: Instant) {
+        if let (Some(s), Some(t)) = (self.sampler.as_mut(), self.sample_at)
+            && now >= t
+        {
+            (s.f)(&mut self.tree);
+            self.sample_at = Some(Instant::now() + s.interval);
+        }
+        if !self.timed_out && self.timeout_at.is_some_and(|t| now >= t) {
+            self.timed_out = true;
+            let signo = self.cmd.signal;
+            self.notify(signo);
+            // What the stop signal ends, sexton killed.
+            let sent = self.tree.signal_each(signo);
+            self.killed.extend(sent);
+            self.kill_at = self.cmd.kill_after.map(|d| now + d);
+        }
+        if self.kill_at.is_some_and(|t| now >= t) {
+            self.kill_at = None;
+            self.notify(libc::SIGKILL);
+            let killed = self.tree.kill(KILL_WAIT);
+            self.killed.extend(killed);
+        }
+        if self.leader_done() && self.drain_until.is_none() {
+            self.drain_until = Some(now + self.cmd.wait_delay);
+        }
+        if self.drain_until.is_some_and(|t| now >= t) {
+            for r in &mut self.readers {
+                r.cut();
+            }
+        }
+    }
+
+    fn notify(&mut self, signo: i32) {
+        if let Some(f) = self.cmd.on_signal.as_mut() {
+            (f.0)(signo);
+        }
+    }
+
+    /// The fds to poll (with what each stands for) and how long to wait.
+    #[allow(clippy::type_complexity)]
+    fn poll_set(&mut self, now: Instant) -> (Vec<Slot>, Vec<(RawFd, PollFlags)>, Option<Duration>) {
+        let mut slots = Vec::with_capacity(6);
+        let mut fds = Vec::with_capacity(6);
+        let leader_fd = self.tree.leader_fd().map(|f| f.as_raw_fd());
+        if let Some(fd) = leader_fd {
+            slots.push(Slot::Leader);
+            fds.push((fd, PollFlags::POLLIN));
+        }
+        for (i, r) in self.readers.iter().enumerate() {
+            let Some(fd) = r.fd() else { continue };
+            match (self.blocked[i], r.output_fd()) {
+                (true, Some(out)) => {
+                    slots.push(Slot::Output(i));
+                    fds.push((out, PollFlags::POLLOUT));
+                }
+                _ => {
+                    slots.push(Slot::Reader(i));
+                    fds.push((fd.as_raw_fd(), PollFlags::POLLIN));
+                }
+            }
+        }
+        if let Some(s) = &self.signals {
+            slots.push(Slot::Signals);
+            fds.push((s.as_fd().as_raw_fd(), PollFlags::POLLIN));
+        }
+        if let Some(l) = &self.lifeline {
+            slots.push(Slot::Lifeline);
+            fds.push((l.as_raw_fd(), PollFlags::POLLIN));
+        }
+        let cut_pending = self.readers.iter().any(|r| !r.done());
+        let mut wait = [
+            self.timeout_at.filter(|_| !self.timed_out),
+            self.kill_at,
+            self.drain_until.filter(|_| cut_pending),
+            self.sample_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|t| t.saturating_duration_since(now));
+        let tick = |w: Option<Duration>, t: Duration| Some(w.map_or(t, |w| w.min(t)));
+        if !self.leader_done() && leader_fd.is_none() {
+            wait = tick(wait, NO_PIDFD_TICK);
+        }
+        if self.leader_done() && self.timed_out && self.kill_at.is_some() {
+            // Waiting for the signalled tree to empty.
+            wait = tick(wait, EMPTY_TICK);
+        }
+        (slots, fds, wait)
+    }
+
+    fn on_pipe(&mut self, i: usize) {
+        self.blocked[i] = false;
+        if let Drain::OutputFull = self.readers[i].drain() {
+            self.blocked[i] = true;
+        }
+    }
+
+    fn on_signals(&mut self) {
+        let Some(sfd) = &self.signals else { return };
+        let mut got = Vec::new();
+        while let Ok(Some(info)) = sfd.read_signal() {
+            got.push(info.ssi_signo as i32);
+        }
+        for signo in got {
+            self.tree.signal_each(signo);
+            if signals::terminating(signo) && self.kill_at.is_none() {
+                self.kill_at = self.cmd.kill_after.map(|d| Instant::now() + d);
+            }
+        }
+    }
+
+    /// Whoever held the lifeline's other end died: nobody is left to
+    /// answer to, so nothing of the tree may stay.
+    fn on_lifeline_lost(&mut self) {
+        self.lifeline_lost = true;
+        let killed = self.tree.kill(KILL_WAIT);
+        self.killed.extend(killed);
+    }
+
+    /// Names and handles the leftovers, reaps, and builds the outcome.
+    fn finish(mut self) -> Result<Outcome, RunError> {
+        // The pipes that were cut were held by someone the program left.
+        let held: Vec<(&'static str, u64)> = self
+            .readers
+            .iter()
+            .filter(|r| r.end == Some(End::Cut))
+            .flat_map(|r| r.streams().iter().map(move |s| (*s, r.ino)))
+            .collect();
+        let mut leftovers = Vec::new();
+        if !self.tree.is_empty() {
+            let action = match self.cmd.leftovers {
+                Leftovers::Leave => LeftoverAction::Left,
+                Leftovers::Kill | Leftovers::Fail => LeftoverAction::Killed,
+            };
+            let leader = self.tree.leader().as_raw();
+            for (p, holds) in self.tree.holders(&held) {
+                if p.pid == leader {
+                    continue;
+                }
+                leftovers.push(Leftover {
+                    pid: p.pid,
+                    ppid: p.ppid,
+                    cmdline: procfs::cmdline(p.pid).unwrap_or_else(|| p.comm.clone()),
+                    holds,
+                    action,
+                });
+            }
+            if action == LeftoverAction::Killed {
+                let killed = self.tree.kill(KILL_WAIT);
+                self.killed.extend(killed);
+            }
+        }
+        self.tree.settle(SETTLE_WAIT);
+        let leader = self.tree.wait()?;
+        self.tree.release();
+
+        let status = leader.status;
+        self.killed.sort_unstable();
+        self.killed.dedup();
+        let out = capture_of(&self.readers, "stdout");
+        let err = capture_of(&self.readers, "stderr");
+        use std::os::unix::process::ExitStatusExt;
+        let mut outcome = Outcome {
+            argv: self.cmd.argv_lossy(),
+            pid: Some(self.tree.leader().as_raw()),
+            exit_code: status.code(),
+            signal: crate::tree::status::signal_name(status),
+            timed_out: self.timed_out,
+            duration_ms: round1(leader.at.duration_since(self.start).as_secs_f64() * 1000.0),
+            rusage: Usage {
+                user_ms: round1(leader.rusage.user_us as f64 / 1000.0),
+                sys_ms: round1(leader.rusage.sys_us as f64 / 1000.0),
+                max_rss_kb: leader.rusage.max_rss_kb,
+            },
+            leftovers,
+            killed: self.killed.len(),
+            tracking: self.tree.mode().as_str(),
+            signal_number: status.signal(),
+            lifeline_lost: self.lifeline_lost,
+            ..Outcome::default()
+        };
+        outcome.set_output(
+            out.bytes(),
+            out.total(),
+            out.dropped(),
+            err.bytes(),
+            err.total(),
+            err.dropped(),
+        );
+        Ok(outcome)
+    }
+}
+
+/// A poll timeout from a wait, rounded up so that a deadline is never
+/// polled for 0 ms too early (`None`: wait for an event).
+fn poll_timeout(wait: Option<Duration>) -> PollTimeout {
+    match wait {
+        None => PollTimeout::NONE,
+        Some(w) => PollTimeout::try_from(w.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32)
+            .unwrap_or(PollTimeout::MAX),
+    }
 }
 
 fn round1(x: f64) -> f64 {
@@ -335,17 +403,6 @@ fn capture_of(readers: &[Reader], name: &str) -> Capture {
         .and_then(|r| r.capture())
         .cloned()
         .unwrap_or_default()
-}
-
-/// Blocks the forwarded signals in this thread and returns a signalfd
-/// that reads them.
-fn block_forwarded() -> nix::Result<SignalFd> {
-    let mut set = SigSet::empty();
-    for s in FORWARDED {
-        set.add(s);
-    }
-    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None)?;
-    SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
 }
 
 /// Builds the std command, the pipes, and spawns the tree. The write ends
@@ -417,9 +474,17 @@ fn spawn(
         None => Stdio::inherit(),
     });
     let mut readers = Vec::new();
+    let setup_err = |what: &'static str| move |e| RunError::Setup { what, source: e };
+    // The caller's fd 1 and fd 2 are one open file (`2>&1`): one pipe for
+    // both keeps the order of the program's lines.
+    let merge =
+        cmd.stdout == Output::Forward && cmd.stderr == Output::Forward && sys_same_open_file(1, 2);
     for (name, mode, fd) in [("stdout", cmd.stdout, 1), ("stderr", cmd.stderr, 2)] {
-        let stdio = match mode {
-            Output::Inherit => Stdio::inherit(),
+        if merge && fd == 2 {
+            continue;
+        }
+        let mut stdio = match mode {
+            Output::Inherit => vec![Stdio::inherit()],
             _ => {
                 let sink = match mode {
                     Output::Capture => Sink::Capture(Capture::new(cmd.output_limit)),
@@ -432,28 +497,51 @@ fn spawn(
                         capture: Capture::new(cmd.output_limit),
                     },
                 };
-                let (reader, w) = pipes::output_pipe(name, sink).map_err(|e| RunError::Setup {
-                    what: name,
-                    source: e,
-                })?;
-                readers.push(reader);
+                let (mut reader, w) = pipes::output_pipe(name, sink).map_err(setup_err(name))?;
                 direct.stdio[fd as usize] = Some(w.as_raw_fd());
-                Stdio::from(w)
+                let mut v = Vec::new();
+                if merge {
+                    reader.merged = true;
+                    let w2 = w.try_clone().map_err(setup_err("stderr"))?;
+                    direct.stdio[2] = Some(w2.as_raw_fd());
+                    v.push(Stdio::from(w));
+                    v.push(Stdio::from(w2));
+                } else {
+                    v.push(Stdio::from(w));
+                }
+                readers.push(reader);
+                v
             }
         };
         if fd == 1 {
-            std_cmd.stdout(stdio);
+            std_cmd.stdout(stdio.remove(0));
+            if let Some(s) = stdio.pop() {
+                std_cmd.stderr(s);
+            }
         } else {
-            std_cmd.stderr(stdio);
+            std_cmd.stderr(stdio.remove(0));
         }
     }
     let setup = ChildSetup {
         pass_fds: cmd.pass_fds.clone(),
         signals: signal_state,
+        group: cmd.group,
         ..ChildSetup::default()
     };
     let start = Instant::now();
     let tree = Tree::spawn_with(&mut std_cmd, Some(direct), cmd.tracking, setup)?;
     drop(std_cmd);
     Ok((readers, tree, start))
+}
+
+/// Whether this process's fds `a` and `b` are one open file: `kcmp(2)`,
+/// else the same device and inode (`fstat(2)`).
+fn sys_same_open_file(a: RawFd, b: RawFd) -> bool {
+    if let Some(same) = crate::sys::same_open_file(a, b) {
+        return same;
+    }
+    // SAFETY: fds 1 and 2 are sexton's own stdio, open for the process's
+    // life; only fstat'ed here.
+    let st = |fd| nix::sys::stat::fstat(unsafe { BorrowedFd::borrow_raw(fd) });
+    matches!((st(a), st(b)), (Ok(x), Ok(y)) if x.st_dev == y.st_dev && x.st_ino == y.st_ino)
 }

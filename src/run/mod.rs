@@ -29,7 +29,7 @@ mod outcome;
 
 pub use outcome::{Leftover, LeftoverAction, Outcome, Usage};
 
-use crate::tree::{Tracking, TreeError};
+use crate::tree::{Group, Tracking, TreeError};
 use nix::sys::signal::Signal;
 use std::ffi::{OsStr, OsString};
 use std::os::fd::{OwnedFd, RawFd};
@@ -39,11 +39,13 @@ use std::time::Duration;
 /// Where the program's stdin comes from.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Input {
-    /// `/dev/null` (the default: a program that reads stdin cannot hang
-    /// on a terminal or an idle pipe it did not ask for).
+    /// `/dev/null` (the library's default, as `std::process::Command::output`
+    /// and Go's `exec.Cmd` do: a program that reads stdin cannot hang on
+    /// a terminal or an idle pipe it did not ask for). `sexton run`
+    /// inherits instead, as GNU `timeout` does.
     #[default]
     Null,
-    /// The caller's own stdin.
+    /// The calling process's own stdin.
     Inherit,
     /// A file.
     File(PathBuf),
@@ -117,7 +119,7 @@ pub struct Command {
     pub(crate) stderr: Output,
     pub(crate) output_limit: Option<u64>,
     pub(crate) timeout: Option<Duration>,
-    pub(crate) signal: Signal,
+    pub(crate) signal: i32,
     pub(crate) kill_after: Option<Duration>,
     pub(crate) wait_delay: Duration,
     pub(crate) leftovers: Leftovers,
@@ -127,6 +129,8 @@ pub struct Command {
     pub(crate) forward_signals: bool,
     pub(crate) sampler: Option<Sampler>,
     pub(crate) signal_state: Option<crate::tree::SignalState>,
+    pub(crate) group: Group,
+    pub(crate) on_signal: Option<OnSignal>,
 }
 
 /// A callback the event loop calls with the live tree at a fixed
@@ -134,6 +138,15 @@ pub struct Command {
 pub struct Sampler {
     pub(crate) interval: Duration,
     pub(crate) f: Box<dyn FnMut(&mut crate::tree::Tree) + Send>,
+}
+
+/// The callback of [`Command::on_signal`].
+pub struct OnSignal(pub(crate) Box<dyn FnMut(i32) + Send>);
+
+impl std::fmt::Debug for OnSignal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OnSignal")
+    }
 }
 
 impl std::fmt::Debug for Sampler {
@@ -158,7 +171,7 @@ impl Command {
             stderr: Output::Capture,
             output_limit: None,
             timeout: None,
-            signal: Signal::SIGTERM,
+            signal: libc::SIGTERM,
             kill_after: Some(Duration::from_secs(2)),
             wait_delay: Duration::from_millis(250),
             leftovers: Leftovers::Leave,
@@ -168,6 +181,8 @@ impl Command {
             forward_signals: false,
             sampler: None,
             signal_state: None,
+            group: Group::New,
+            on_signal: None,
         }
     }
 
@@ -232,7 +247,8 @@ impl Command {
         self
     }
 
-    /// Send the stop signal to the whole tree after this long.
+    /// Send the stop signal to the whole tree after this long (zero: no
+    /// timeout, as GNU `timeout 0`).
     pub fn timeout(mut self, d: Duration) -> Self {
         self.timeout = Some(d);
         self
@@ -240,7 +256,31 @@ impl Command {
 
     /// The stop signal (default SIGTERM).
     pub fn signal(mut self, s: Signal) -> Self {
-        self.signal = s;
+        self.signal = s as i32;
+        self
+    }
+
+    /// The stop signal by number: realtime signals, and 0 (GNU `timeout
+    /// -s 0`: the timeout sends nothing, and only the kill-after ends the
+    /// program).
+    pub fn signal_number(mut self, signo: i32) -> Self {
+        self.signal = signo;
+        self
+    }
+
+    /// Call `f` with the signal number each time the timeout sends the
+    /// stop signal or the kill-after sends SIGKILL (`sexton run -v`).
+    pub fn on_signal(mut self, f: impl FnMut(i32) + Send + 'static) -> Self {
+        self.on_signal = Some(OnSignal(Box::new(f)));
+        self
+    }
+
+    /// The process group the program joins: its own (the default), or an
+    /// existing one of this session. `sexton run` joins its own group
+    /// when it runs in the terminal's foreground, so that an interactive
+    /// program can read the terminal and gets Ctrl-C from it directly.
+    pub fn group(mut self, g: Group) -> Self {
+        self.group = g;
         self
     }
 

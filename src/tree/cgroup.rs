@@ -48,6 +48,7 @@ impl Cgroup {
     /// no cgroup2 mount or it is not writable.
     pub fn create() -> io::Result<Cgroup> {
         let parent = own_cgroup().ok_or_else(|| io::Error::other("no cgroup2 mount found"))?;
+        remove_stale(&parent, None);
         // A name left by an earlier process with our pid (killed before
         // it could remove its cgroup) is skipped, or removed when empty.
         let mut attempt = 0;
@@ -175,6 +176,65 @@ impl Cgroup {
                 }
                 Err(e) if Instant::now() >= deadline => return Err(e),
                 Err(_) => std::thread::sleep(Duration::from_millis(2)),
+            }
+        }
+    }
+}
+
+/// The pid in a cgroup name this module made (`sexton-PID-N`).
+fn owner_of(name: &str) -> Option<i32> {
+    let rest = name.strip_prefix("sexton-")?;
+    let (pid, n) = rest.split_once('-')?;
+    n.parse::<u32>().ok()?;
+    pid.parse().ok()
+}
+
+/// Removes the `sexton-PID-N` cgroups in `parent` left by an owner that
+/// is gone (killed before it could remove them; a process that exits any
+/// other way removes its own). With `owner: None`, every owner that is
+/// no longer alive counts, and only empty cgroups are removed: a
+/// populated one belongs to a run whose processes were left to live on
+/// and is not ours to judge. With `owner: Some(pid)` (a worker that this
+/// process knows died abruptly), that owner's cgroups are killed
+/// (`cgroup.kill`) and removed.
+///
+/// One `readdir` of the parent, plus one `rmdir` per stale entry: cheap
+/// enough to run at every [`Cgroup::create`].
+pub fn remove_stale(parent: &Path, owner: Option<i32>) {
+    let Ok(rd) = fs::read_dir(parent) else {
+        return;
+    };
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name.to_str().and_then(owner_of) else {
+            continue;
+        };
+        let path = e.path();
+        match owner {
+            Some(o) if o == pid => {
+                let mut cg = Cgroup {
+                    procs: match OpenOptions::new()
+                        .write(true)
+                        .open(path.join("cgroup.procs"))
+                    {
+                        Ok(f) => f,
+                        Err(_) => continue,
+                    },
+                    path,
+                    removed: false,
+                };
+                if cg.populated() {
+                    let _ = cg.kill_all();
+                }
+                let _ = cg.remove(Duration::from_secs(1));
+            }
+            Some(_) => {}
+            None => {
+                // A live owner (or a pid reused by a live process) keeps
+                // its cgroups; rmdir fails on a populated one anyway.
+                if pid as u32 != std::process::id() && crate::procfs::process(pid).is_none() {
+                    let _ = remove_tree(&path);
+                }
             }
         }
     }

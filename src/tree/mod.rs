@@ -25,6 +25,8 @@
 //! children are never stolen.
 
 pub mod cgroup;
+pub mod guard;
+pub mod signals;
 mod spawn;
 pub mod status;
 
@@ -32,7 +34,7 @@ pub use spawn::{ChildSetup, DirectIo, Group, SignalState};
 
 use crate::procfs::{self, ProcInfo};
 use crate::sys::{self, Rusage};
-use nix::sys::signal::{Signal, kill};
+use nix::sys::signal::Signal;
 use nix::unistd::Pid;
 use std::collections::HashSet;
 use std::io;
@@ -111,6 +113,9 @@ pub struct Tree {
     /// orphan is recognised as ours and a reused pid is not.
     known: HashSet<(i32, u64)>,
     exit: Option<LeaderExit>,
+    /// The leader leads a process group of its own ([`Group::New`]), so
+    /// `kill(-leader)` reaches that group while the leader is unreaped.
+    group_leader: bool,
     me: i32,
     released: bool,
 }
@@ -211,9 +216,32 @@ impl Tree {
             cgroup: cg,
             known,
             exit: None,
+            group_leader: setup.group == Group::New,
             me: std::process::id() as i32,
             released: false,
         })
+    }
+
+    /// A tree over an existing child of this process and whatever it
+    /// leaves behind: every orphan adopted after `leader` started is a
+    /// member (this process must be a child subreaper). Subreaper
+    /// tracking, no process group assumed. The guard uses it to kill what
+    /// a worker that died abruptly left (see [`guard`]).
+    pub fn adopt(leader: Pid, leader_start: u64) -> Tree {
+        let mut known = HashSet::new();
+        known.insert((leader.as_raw(), leader_start));
+        Tree {
+            mode: Mode::Subreaper,
+            leader,
+            leader_start,
+            pidfd: None,
+            cgroup: None,
+            known,
+            exit: None,
+            group_leader: false,
+            me: std::process::id() as i32,
+            released: false,
+        }
     }
 
     /// Which backend follows this tree.
@@ -415,27 +443,66 @@ impl Tree {
         out
     }
 
-    /// Sends `sig` to every live member. In cgroup mode the tree is
-    /// frozen around the delivery, so a fork cannot slip between listing
-    /// and signalling. Returns how many processes were signalled.
+    /// Sends `sig` to every live member, each exactly once. Returns how
+    /// many processes were signalled. See [`Tree::signal_each`].
     pub fn signal(&mut self, sig: Signal) -> usize {
-        self.signal_pids(sig).len()
+        self.signal_each(sig as i32).len()
     }
 
-    /// [`Tree::signal`], returning the pids that were signalled.
-    pub fn signal_pids(&mut self, sig: Signal) -> Vec<i32> {
+    /// Sends signal number `signo` (realtime ones included; 0 only checks
+    /// that the members exist) to every live member, each exactly once,
+    /// and returns the pids it reached.
+    ///
+    /// cgroup mode freezes the cgroup (`cgroup.freeze`) around the
+    /// delivery, so nothing forks or exits between the listing and the
+    /// signal and the listed pids are the members. Subreaper mode sends
+    /// one `kill(-leader)` to the leader's own group while the leader is
+    /// unreaped (its pgid cannot name another group then), and reaches
+    /// each member outside that group through a pidfd opened and checked
+    /// against the member's start time, so a pid reused since the walk is
+    /// never signalled.
+    pub fn signal_each(&mut self, signo: i32) -> Vec<i32> {
         if let Some(cg) = &self.cgroup {
-            let _ = cg.freeze(true, Duration::from_millis(200));
+            let frozen = cg.freeze(true, Duration::from_millis(200)).is_ok();
+            let members = self.members();
+            let mut sent = Vec::with_capacity(members.len());
+            for m in &members {
+                let ok = if frozen {
+                    // Frozen: the pid cannot exit and be reused meanwhile.
+                    sys::kill_raw(m.pid, signo).is_ok()
+                } else {
+                    signal_checked(m, signo)
+                };
+                if ok {
+                    sent.push(m.pid);
+                }
+            }
+            if let Some(cg) = &self.cgroup {
+                let _ = cg.freeze(false, Duration::ZERO);
+            }
+            return sent;
         }
+        // Listed first: a member the signal ends is not alive to be
+        // counted afterwards. The group signal then also reaches what the
+        // group forked since.
         let members = self.members();
-        let _ = nix::sys::signal::killpg(self.leader, sig);
-        for m in &members {
-            let _ = kill(Pid::from_raw(m.pid), sig);
+        let group = self.group_alive();
+        let mut sent = Vec::new();
+        let group_sent = group && sys::kill_raw(-self.leader.as_raw(), signo).is_ok();
+        for m in members {
+            let in_group = group_sent && m.pgid == self.leader.as_raw();
+            if in_group || signal_checked(&m, signo) {
+                sent.push(m.pid);
+            }
         }
-        if let Some(cg) = &self.cgroup {
-            let _ = cg.freeze(false, Duration::ZERO);
-        }
-        members.into_iter().map(|m| m.pid).collect()
+        sent
+    }
+
+    /// True while `kill(-leader)` names the tree's own group: the leader
+    /// leads a group of its own and has not been reaped (a pid, and so a
+    /// pgid, is never reused while its process exists, zombie included).
+    fn group_alive(&self) -> bool {
+        self.group_leader && self.exit.is_none()
     }
 
     /// Kills the whole tree with SIGKILL so that forks cannot outrun it,
@@ -473,13 +540,15 @@ impl Tree {
                 break;
             }
             killed.extend(members.iter().map(|m| m.pid));
-            {
-                // The group first, in one call, when it is still ours.
-                if members.iter().any(|m| m.pgid == self.leader.as_raw()) {
-                    let _ = nix::sys::signal::killpg(self.leader, Signal::SIGKILL);
-                }
-                for m in &members {
-                    let _ = kill(Pid::from_raw(m.pid), Signal::SIGKILL);
+            // The group first, in one call, while it is surely ours; then
+            // every member outside it through a checked pidfd.
+            let group = self.group_alive();
+            if group {
+                let _ = sys::kill_raw(-self.leader.as_raw(), libc::SIGKILL);
+            }
+            for m in &members {
+                if !(group && m.pgid == self.leader.as_raw()) {
+                    signal_checked(m, libc::SIGKILL);
                 }
             }
             self.reap();
@@ -636,6 +705,40 @@ impl Drop for Tree {
             if let Some(mut cg) = self.cgroup.take() {
                 let _ = cg.remove(Duration::from_secs(1));
             }
+        }
+    }
+}
+
+/// Sends `signo` to the process `p` describes, through a pidfd
+/// (`pidfd_open(2)`, `pidfd_send_signal(2)`) opened first and then checked
+/// against `p`'s start time: if the pid was reused since `p` was read, the
+/// pidfd names the newcomer, whose start time differs, and nothing is
+/// sent. Kernels without pidfds (before 5.3) get a plain `kill(2)`.
+/// Returns whether the signal was sent.
+fn signal_checked(p: &ProcInfo, signo: i32) -> bool {
+    let Some(pid) = rustix::process::Pid::from_raw(p.pid) else {
+        return false;
+    };
+    let fd = match rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()) {
+        Ok(fd) => fd,
+        Err(rustix::io::Errno::NOSYS) => return sys::kill_raw(p.pid, signo).is_ok(),
+        Err(_) => return false,
+    };
+    if procfs::process(p.pid).is_none_or(|now| now.start_time != p.start_time) {
+        return false;
+    }
+    if signo == 0 {
+        return true;
+    }
+    // SAFETY: `signo` is a signal number sexton was asked to deliver
+    // (parsed from a name or number in 1..=64, or forwarded as received);
+    // it is only sent, never blocked or handled here.
+    let sig = unsafe { rustix::process::Signal::from_raw_unchecked(signo) };
+    loop {
+        match rustix::process::pidfd_send_signal(&fd, sig) {
+            Ok(()) => return true,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return false,
         }
     }
 }

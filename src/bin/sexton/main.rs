@@ -4,7 +4,6 @@
 mod caller;
 mod cmd;
 mod exit;
-mod guard;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;

@@ -35,10 +35,11 @@ pub fn main(a: CheckArgs) -> i32 {
         );
         return exit::FAILED;
     }
-    let lifeline = match crate::guard::split() {
+    let fg = super::run::foreground(false);
+    let lifeline = match super::run::split(fg) {
         Ok(fd) => fd,
         Err(e) => {
-            exit::error(format!("cannot start the check: {e}"), None);
+            exit::error(e, None);
             return exit::FAILED;
         }
     };
@@ -47,7 +48,7 @@ pub fn main(a: CheckArgs) -> i32 {
         zombie_after: a.zombie_after,
     })));
     let sampler = Arc::clone(&checker);
-    let cmd = Command::new(&a.program.command[0])
+    let mut cmd = Command::new(&a.program.command[0])
         .args(&a.program.command[1..])
         .stdout(Output::Forward)
         .stderr(Output::Forward)
@@ -60,7 +61,11 @@ pub fn main(a: CheckArgs) -> i32 {
             if let Ok(mut c) = sampler.lock() {
                 c.sample(tree);
             }
-        });
+        })
+        .input(sexton::Input::Inherit);
+    if fg {
+        cmd = cmd.group(sexton::tree::Group::Join(nix::unistd::getpgrp().as_raw()));
+    }
     let outcome = match cmd.run() {
         Ok(o) => o,
         Err(e) => {

@@ -1,10 +1,12 @@
 //! `sexton run [OPTIONS] -- PROGRAM [ARGS...]`
 
 use crate::exit;
+use clap::builder::TypedValueParser;
 use clap::{Args, ValueEnum};
 use nix::sys::signal::Signal;
 use sexton::tree::{Tracking, TreeError};
 use sexton::{Command, Input, Leftovers, Output, RunError, parse};
+use std::ffi::OsString;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -12,12 +14,12 @@ use std::time::Duration;
 /// Run one program as a tracked tree and return its outcome.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// After DUR, send the stop signal to the whole tree (exit 124).
+    /// After DUR, send the stop signal to the whole tree (exit 124; 0: no timeout).
     #[arg(short = 't', long, value_name = "DUR", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
-    /// The stop signal.
-    #[arg(short = 's', long, value_name = "SIG", default_value = "TERM", value_parser = parse_signal)]
-    pub signal: Signal,
+    /// The stop signal (a name, RTMIN+N, or a number; 0 sends nothing).
+    #[arg(short = 's', long, value_name = "SIG", default_value = "TERM", value_parser = parse_signal_number)]
+    pub signal: i32,
     /// SIGKILL the whole tree if it is alive DUR after the stop signal (0: never).
     #[arg(short = 'k', long, value_name = "DUR", default_value = "2s", value_parser = parse_duration)]
     pub kill_after: Duration,
@@ -27,15 +29,27 @@ pub struct RunArgs {
     /// What to do with descendants alive after PROGRAM exits (fail: kill them, exit 123).
     #[arg(long, value_enum, default_value = "leave")]
     pub leftovers: LeftoversArg,
-    /// PROGRAM's stdin: a file, or - for sexton's stdin (default /dev/null).
-    #[arg(long, value_name = "FILE")]
+    /// PROGRAM's stdin: a file, or - for sexton's own (the default).
+    #[arg(long, value_name = "FILE", conflicts_with = "no_stdin")]
     pub input: Option<PathBuf>,
+    /// Give PROGRAM /dev/null as its stdin.
+    #[arg(long)]
+    pub no_stdin: bool,
+    /// Run PROGRAM in sexton's own process group, so it can read the
+    /// terminal and gets the terminal's signals (Ctrl-C) directly; the
+    /// default whenever stdin is a terminal and sexton runs in its
+    /// foreground.
+    #[arg(long)]
+    pub foreground: bool,
+    /// Say on stderr which signal is sent to PROGRAM's tree, and when.
+    #[arg(short = 'v', long)]
+    pub verbose: bool,
     /// Run PROGRAM in DIR.
     #[arg(long, value_name = "DIR")]
     pub cwd: Option<PathBuf>,
     /// Set K=V in PROGRAM's environment (repeatable).
-    #[arg(long = "env", value_name = "K=V", value_parser = parse_env)]
-    pub env: Vec<(String, String)>,
+    #[arg(long = "env", value_name = "K=V", value_parser = clap::builder::OsStringValueParser::new().try_map(parse_env))]
+    pub env: Vec<(OsString, OsString)>,
     /// Start PROGRAM with an empty environment (plus --env).
     #[arg(long)]
     pub clear_env: bool,
@@ -86,14 +100,24 @@ pub fn parse_signal(s: &str) -> Result<Signal, String> {
     parse::signal(s).map_err(|e| e.to_string())
 }
 
+pub fn parse_signal_number(s: &str) -> Result<i32, String> {
+    parse::signal_number(s).map_err(|e| e.to_string())
+}
+
 pub fn parse_size(s: &str) -> Result<u64, String> {
     parse::size(s).map_err(|e| e.to_string())
 }
 
-fn parse_env(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-        _ => Err(format!("expected K=V, got '{s}'")),
+/// `K=V`, as bytes: a value need not be UTF-8, as in any environment.
+fn parse_env(s: OsString) -> Result<(OsString, OsString), String> {
+    use std::os::unix::ffi::OsStrExt;
+    let b = s.as_bytes();
+    match b.iter().position(|&c| c == b'=') {
+        Some(i) if i > 0 => Ok((
+            std::ffi::OsStr::from_bytes(&b[..i]).to_owned(),
+            std::ffi::OsStr::from_bytes(&b[i + 1..]).to_owned(),
+        )),
+        _ => Err(format!("expected K=V, got '{}'", s.to_string_lossy())),
     }
 }
 
@@ -126,7 +150,7 @@ pub fn build(a: &RunArgs) -> Result<Command, String> {
         Command::new(&a.program.command[0]).args(&a.program.command[1..])
     };
     c = c
-        .signal(a.signal)
+        .signal_number(a.signal)
         .kill_after((!a.kill_after.is_zero()).then_some(a.kill_after))
         .wait_delay(a.wait_delay)
         .leftovers(match a.leftovers {
@@ -163,10 +187,20 @@ pub fn build(a: &RunArgs) -> Result<Command, String> {
         c = c.output_limit(sexton::run::log::STREAM_LIMIT);
     }
     c = match &a.input {
-        None => c.input(Input::Null),
+        _ if a.no_stdin => c.input(Input::Null),
+        None => c.input(Input::Inherit),
         Some(p) if p.as_os_str() == "-" => c.input(Input::Inherit),
         Some(p) => c.input(Input::File(p.clone())),
     };
+    if a.verbose {
+        let program = a.program.command[0].to_string_lossy().into_owned();
+        c = c.on_signal(move |signo| {
+            eprintln!(
+                "sexton: sending signal {} to command '{program}'",
+                parse::signal_name_of(signo)
+            )
+        });
+    }
     if let Some(d) = &a.cwd {
         c = c.cwd(d);
     }
@@ -197,6 +231,25 @@ pub fn start_failure(e: &RunError) -> i32 {
     }
 }
 
+/// Whether the program should share sexton's (foreground) process group:
+/// asked for, or stdin is a terminal whose foreground group is sexton's.
+pub fn foreground(asked: bool) -> bool {
+    asked
+        || (std::io::stdin().is_terminal()
+            && nix::unistd::tcgetpgrp(std::io::stdin()).is_ok_and(|g| g == nix::unistd::getpgrp()))
+}
+
+/// Splits off the worker that runs the tree (see `sexton::tree::guard`);
+/// returns in the worker with the lifeline, or the error to report.
+pub fn split(foreground: bool) -> Result<std::os::fd::OwnedFd, String> {
+    let guard = sexton::tree::guard::Guard {
+        forward: sexton::tree::signals::set_of(&sexton::tree::signals::FORWARDED),
+        forward_terminal: !foreground,
+    };
+    // SAFETY: sexton is single-threaded here (clap spawns no thread).
+    unsafe { guard.split() }.map_err(|e| format!("cannot start the run: {e}"))
+}
+
 pub fn main(a: RunArgs) -> i32 {
     let cmd = match build(&a) {
         Ok(c) => c,
@@ -205,18 +258,31 @@ pub fn main(a: RunArgs) -> i32 {
             return exit::FAILED;
         }
     };
-    let lifeline = match crate::guard::split() {
+    let fg = foreground(a.foreground);
+    let lifeline = match split(fg) {
         Ok(fd) => fd,
         Err(e) => {
-            exit::error(format!("cannot start the run: {e}"), None);
+            exit::error(e, None);
             return exit::FAILED;
         }
     };
-    let outcome = match cmd.lifeline(lifeline).forward_signals(true).run() {
-        Ok(o) => o,
+    let mut cmd = cmd.lifeline(lifeline).forward_signals(true);
+    if fg {
+        cmd = cmd.group(sexton::tree::Group::Join(nix::unistd::getpgrp().as_raw()));
+    }
+    let argv = cmd.argv_lossy();
+    let (outcome, status) = match cmd.run() {
+        Ok(o) => {
+            let status =
+                o.exit_status(a.preserve_status, matches!(a.leftovers, LeftoversArg::Fail));
+            (o, status)
+        }
         Err(e) => {
             exit::error(&e, None);
-            return start_failure(&e);
+            (
+                sexton::Outcome::start_failure(argv, e.to_string()),
+                start_failure(&e),
+            )
         }
     };
     if let Some(path) = &a.log
@@ -252,5 +318,5 @@ pub fn main(a: RunArgs) -> i32 {
             );
         }
     }
-    outcome.exit_status(a.preserve_status, matches!(a.leftovers, LeftoversArg::Fail))
+    status
 }
