@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use std::process::Command;
+use std::time::Duration;
 
 #[test]
 fn exit_codes_follow_gnu_timeout() {
@@ -595,4 +596,369 @@ fn program_start_follows_execvp() {
         assert_eq!(field("SigBlk:"), 0, "{mode}: {out}");
         assert_eq!(field("SigIgn:") & SIGPIPE_BIT, 0, "{mode}: {out}");
     }
+}
+
+// ---- Where shells really use `sexton run` -------------------------------
+
+#[test]
+fn d6_a_reader_that_closes_early_ends_the_program_with_sigpipe() {
+    // `sexton run -- yes | head -1` must return at once with the
+    // program's SIGPIPE death (141), as `timeout 10 yes | head -1` does.
+    let s = Scratch::new("epipe");
+    for mode in modes() {
+        for (what, args) in [
+            ("run yes", vec!["run", "--tracking", mode, "--", "yes"]),
+            (
+                "run seq",
+                vec!["run", "--tracking", mode, "--", "seq", "1", "100000000"],
+            ),
+            (
+                "run --log",
+                vec!["run", "--tracking", mode, "--log", "run.log", "--", "yes"],
+            ),
+            ("check yes", vec!["check", "--", "yes"]),
+        ] {
+            let p = piped(&s, SEXTON, &args, Consumer::CloseAfter(2));
+            assert!(!p.got.is_empty(), "{what}: nothing read");
+            // check reports a program that died of a signal as its status.
+            assert_eq!(p.shell_status(), 141, "{mode} {what}: {p:?}");
+            assert!(!p.stderr.contains("panicked"), "{}", p.stderr);
+        }
+    }
+}
+
+#[test]
+fn d6_python_popen_that_closes_its_pipe_ends_the_run() {
+    let s = Scratch::new("popen");
+    let py = r#"
+import subprocess, sys, time
+p = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE)
+p.stdout.read(10)
+p.stdout.close()
+t0 = time.monotonic()
+try:
+    rc = p.wait(timeout=10)
+except subprocess.TimeoutExpired:
+    p.kill(); print("hung"); sys.exit(1)
+print(rc)
+"#;
+    for mode in modes() {
+        let mut c = Command::new("python3");
+        c.args(["-c", py, SEXTON, "run", "--tracking", mode, "--", "yes"]);
+        let r = run_cmd(&mut c, &s);
+        assert_eq!(r.stdout.trim(), "141", "{mode}: {r:?}");
+    }
+}
+
+#[test]
+fn d6_a_slow_reader_gets_every_byte() {
+    // 3 MB through a reader that takes 64 KiB every 20 ms: it needs about
+    // a second, well past the wait-delay, and must still get all of it.
+    let s = Scratch::new("slow");
+    let big = s.path("big");
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    std::fs::write(&big, &data).unwrap();
+    let slow = Consumer::Slow {
+        chunk: 64 << 10,
+        pause: Duration::from_millis(20),
+    };
+    let bigp = big.to_str().unwrap();
+    for mode in modes() {
+        let p = piped(
+            &s,
+            SEXTON,
+            &["run", "--tracking", mode, "--", "cat", bigp],
+            slow,
+        );
+        assert_eq!(p.shell_status(), 0, "{mode}: {}", p.stderr);
+        assert_eq!(p.got.len(), data.len(), "{mode}: bytes lost");
+        assert!(p.got == data, "{mode}: bytes changed");
+        // With the log on (forward and keep a copy).
+        let p = piped(
+            &s,
+            SEXTON,
+            &[
+                "run",
+                "--tracking",
+                mode,
+                "--log",
+                "slow.log",
+                "--",
+                "cat",
+                bigp,
+            ],
+            slow,
+        );
+        assert_eq!(p.got.len(), data.len(), "{mode} --log: bytes lost");
+        // A leftover keeps the pipe open: what the program wrote is still
+        // all delivered, then sexton stops reading and names the holder.
+        let script = format!(
+            "cat {bigp}; sleep 300 & echo $! >> {}",
+            s.pidfile().display()
+        );
+        let p = piped(
+            &s,
+            SEXTON,
+            &[
+                "run",
+                "--tracking",
+                mode,
+                "--leftovers",
+                "kill",
+                "--shell",
+                "--",
+                &script,
+            ],
+            slow,
+        );
+        assert_eq!(
+            p.got.len(),
+            data.len(),
+            "{mode} with a leftover: bytes lost"
+        );
+        assert_eq!(p.shell_status(), 0, "{mode}: {}", p.stderr);
+    }
+    // --json keeps everything a leftover-held pipe had, too.
+    for mode in modes() {
+        let script = format!(
+            "cat {bigp}; sleep 300 & echo $! >> {}",
+            s.pidfile().display()
+        );
+        let r = sexton_run(
+            &s,
+            mode,
+            &["--json", "--leftovers", "kill", "--shell", "--", &script],
+        );
+        let v = r.json();
+        assert_eq!(v["stdout_bytes"], 3_000_000, "{mode}");
+        assert_eq!(v["stdout"].as_str().unwrap().len(), 3_000_000);
+        assert_eq!(
+            v["leftovers"][0]["holds"],
+            serde_json::json!(["stdout", "stderr"])
+        );
+    }
+}
+
+#[test]
+fn two_to_one_keeps_the_order_of_lines() {
+    // `sexton run -- prog > file 2>&1`: the program gets one pipe for
+    // both streams, so its lines land in the order it wrote them.
+    let s = Scratch::new("order");
+    let script = "i=0; while [ $i -lt 200 ]; do echo out$i; echo err$i >&2; i=$((i+1)); done";
+    let want: String = (0..200).map(|i| format!("out{i}\nerr{i}\n")).collect();
+    for mode in modes() {
+        let out = s.path(&format!("both.{mode}"));
+        let f = std::fs::File::create(&out).unwrap();
+        let mut c = Command::new(SEXTON);
+        c.args(["run", "--tracking", mode, "--shell", "--", script])
+            .stdin(std::process::Stdio::null())
+            .stdout(f.try_clone().unwrap())
+            .stderr(f);
+        let st = spawn(&mut c).wait(DEADLINE);
+        assert!(st.success());
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), want, "{mode}");
+        // --json still keeps them apart.
+        let v = sexton_run(&s, mode, &["--json", "--shell", "--", script]).json();
+        let outs: String = (0..200).map(|i| format!("out{i}\n")).collect();
+        assert_eq!(v["stdout"], outs);
+    }
+}
+
+#[test]
+fn stdin_is_the_callers_unless_told_otherwise() {
+    let s = Scratch::new("stdin");
+    let input = s.path("in.txt");
+    std::fs::write(&input, "hello\n").unwrap();
+    for mode in modes() {
+        // Default: inherited, as GNU timeout and every exec API do.
+        let mut c = Command::new(SEXTON);
+        c.args(["run", "--tracking", mode, "--json", "--", "cat"]);
+        assert_eq!(
+            run_cmd_stdin(&mut c, &s, &input).json()["stdout"],
+            "hello\n"
+        );
+        // --no-stdin: /dev/null.
+        let mut c = Command::new(SEXTON);
+        c.args([
+            "run",
+            "--tracking",
+            mode,
+            "--json",
+            "--no-stdin",
+            "--",
+            "cat",
+        ]);
+        assert_eq!(run_cmd_stdin(&mut c, &s, &input).json()["stdout"], "");
+        // Without --json, the program's output streams through.
+        let mut c = Command::new(SEXTON);
+        c.args(["run", "--tracking", mode, "--", "cat"]);
+        let r = run_cmd_stdin(&mut c, &s, &input);
+        assert_eq!(r.code, Some(0));
+        assert_eq!(
+            std::fs::read_to_string(s.path("stdin.out")).unwrap(),
+            "hello\n"
+        );
+    }
+}
+
+#[test]
+fn an_interactive_program_reads_the_terminal() {
+    // Under a terminal, `sexton run -- sh -c 'read x'` must not leave sh
+    // stopped by SIGTTIN: it shares sexton's foreground group.
+    let s = Scratch::new("pty");
+    for mode in modes() {
+        let mut t = Pty::spawn(
+            SEXTON,
+            &[
+                "run",
+                "--tracking",
+                mode,
+                "--",
+                "sh",
+                "-c",
+                "echo ready; read x; echo got-$x; read y; echo got-$y",
+            ],
+            &s.dir,
+        );
+        assert!(t.expect("ready", DEADLINE), "{mode}: {}", t.seen());
+        t.write(b"one\n");
+        assert!(t.expect("got-one", DEADLINE), "{mode}: {}", t.seen());
+        t.write(b"two\n");
+        assert!(t.expect("got-two", DEADLINE), "{mode}: {}", t.seen());
+        assert_eq!(t.sp.wait(DEADLINE).code(), Some(0), "{mode}");
+    }
+}
+
+#[test]
+fn ctrl_c_on_the_terminal_reaches_the_program_once() {
+    let s = Scratch::new("ctrlc");
+    let count = s.path("count");
+    let py = format!(
+        r#"
+import signal, sys, time
+n = 0
+def h(sig, frame):
+    global n
+    n += 1
+    open("{c}", "w").write(str(n))
+signal.signal(signal.SIGINT, h)
+print("ready", flush=True)
+t = None
+while True:
+    time.sleep(0.05)
+    if n and t is None:
+        t = time.monotonic()
+    if t is not None and time.monotonic() - t > 0.5:
+        sys.exit(n)
+"#,
+        c = count.display()
+    );
+    for mode in modes() {
+        let mut t = Pty::spawn(
+            SEXTON,
+            &["run", "--tracking", mode, "--", "python3", "-c", &py],
+            &s.dir,
+        );
+        assert!(t.expect("ready", DEADLINE), "{mode}: {}", t.seen());
+        t.write(b"\x03");
+        // The program exits with the number of SIGINTs it got.
+        assert_eq!(t.sp.wait(DEADLINE).code(), Some(1), "{mode}: {}", t.seen());
+    }
+}
+
+#[test]
+fn json_and_log_say_why_a_program_could_not_start() {
+    let s = Scratch::new("starterr");
+    let log = s.path("run.log");
+    let logp = log.to_str().unwrap();
+    for mode in modes() {
+        let r = sexton_run(
+            &s,
+            mode,
+            &["--json", "--log", logp, "--", "no-such-program-x"],
+        );
+        assert_eq!(r.code, Some(127), "{r:?}");
+        let v = r.json();
+        assert!(
+            v["error"].as_str().unwrap().contains("command not found"),
+            "{v}"
+        );
+        assert_eq!(v["pid"], serde_json::Value::Null);
+        assert_eq!(v["exit_code"], serde_json::Value::Null);
+        assert_eq!(v["argv"], serde_json::json!(["no-such-program-x"]));
+        let last: serde_json::Value = serde_json::from_str(
+            std::fs::read_to_string(&log)
+                .unwrap()
+                .lines()
+                .last()
+                .unwrap(),
+        )
+        .unwrap();
+        assert!(last["error"].as_str().is_some(), "{last}");
+        // A program that starts has no error field.
+        let v = sexton_run(&s, mode, &["--json", "--", "true"]).json();
+        assert!(v.get("error").is_none(), "{v}");
+    }
+}
+
+#[test]
+fn json_keeps_output_that_is_not_utf8_losslessly() {
+    use base64::Engine;
+    let s = Scratch::new("b64");
+    for mode in modes() {
+        let v = sexton_run(&s, mode, &["--json", "--", "printf", "a\\377b\\0c"]).json();
+        assert_eq!(v["stdout_bytes"], 5);
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(v["stdout_base64"].as_str().expect("stdout_base64"))
+            .unwrap();
+        assert_eq!(raw, b"a\xffb\0c");
+        // Valid UTF-8 has no base64 twin.
+        let v = sexton_run(&s, mode, &["--json", "--", "printf", "\u{e9}t\u{e9}"]).json();
+        assert!(v.get("stdout_base64").is_none(), "{v}");
+        assert_eq!(v["stdout"], "\u{e9}t\u{e9}");
+    }
+}
+
+#[test]
+fn mistyped_options_are_usage_errors_not_programs() {
+    let s = Scratch::new("strict");
+    for (args, tip) in [
+        (
+            &["run", "--timout", "1", "--", "sleep", "10"][..],
+            "--timeout",
+        ),
+        (&["run", "-x", "--", "true"][..], ""),
+        (&["run", "--jsn", "--", "true"][..], "--json"),
+        (&["check", "--jsn", "--", "true"][..], "--json"),
+    ] {
+        let mut c = Command::new(SEXTON);
+        c.args(args);
+        let r = run_cmd(&mut c, &s);
+        assert_eq!(r.code, Some(125), "{args:?}: {r:?}");
+        let first = r.stderr.lines().next().unwrap_or("");
+        assert!(
+            first.starts_with("sexton: usage: unexpected argument"),
+            "{r:?}"
+        );
+        assert!(!r.stderr.contains("command not found"), "{r:?}");
+        assert!(r.stderr.contains(tip), "{args:?}: {:?}", r.stderr);
+        assert!(
+            r.stderr
+                .contains(&format!("try 'sexton {} --help'", args[0]))
+        );
+    }
+    // A top-level unknown option points at the top-level help.
+    let mut c = Command::new(SEXTON);
+    c.arg("--frobnicate");
+    let r = run_cmd(&mut c, &s);
+    assert_eq!(r.code, Some(2));
+    assert!(r.stderr.contains("try 'sexton --help'"), "{:?}", r.stderr);
+    // After `--`, anything is the program's.
+    let v = sexton_run(
+        &s,
+        "subreaper",
+        &["--json", "--", "sh", "-c", "echo $1", "-", "-x"],
+    )
+    .json();
+    assert_eq!(v["stdout"], "-x\n");
 }

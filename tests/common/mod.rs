@@ -257,3 +257,169 @@ pub fn under_subreaper(scratch: &Scratch, argv: &[&str]) -> Reaped {
         children: v["children"].as_array().cloned().unwrap_or_default(),
     }
 }
+
+/// How a test reads sexton's stdout through a pipe, as shell pipelines
+/// really do.
+#[derive(Debug, Clone, Copy)]
+pub enum Consumer {
+    /// `| head -c N`: reads N bytes, then closes the pipe.
+    CloseAfter(usize),
+    /// A slow reader: takes `chunk` bytes, then pauses `pause`, until EOF.
+    Slow { chunk: usize, pause: Duration },
+}
+
+/// What a piped run gave.
+#[derive(Debug)]
+pub struct Piped {
+    pub status: std::process::ExitStatus,
+    /// What the consumer read.
+    pub got: Vec<u8>,
+    pub stderr: String,
+    pub elapsed: Duration,
+}
+
+impl Piped {
+    /// The exit status as a shell's `$?` shows it.
+    pub fn shell_status(&self) -> i32 {
+        use std::os::unix::process::ExitStatusExt;
+        self.status
+            .code()
+            .unwrap_or_else(|| 128 + self.status.signal().unwrap_or(0))
+    }
+}
+
+/// Runs `program args` with its stdout read by `consumer` through a
+/// pipe, and waits for it with the harness deadline (the drop of the
+/// spawned process kills it if the deadline passes).
+pub fn piped(scratch: &Scratch, program: &str, args: &[&str], consumer: Consumer) -> Piped {
+    use std::io::Read;
+    let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let err = scratch.path(&format!("piped-err.{n}"));
+    let mut c = Command::new(program);
+    c.args(args)
+        .current_dir(&scratch.dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&err).expect("err file"));
+    let t0 = Instant::now();
+    let mut sp = spawn(&mut c);
+    let mut out = sp.child.stdout.take().expect("stdout pipe");
+    let reader = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        match consumer {
+            Consumer::CloseAfter(n) => {
+                let mut buf = vec![0u8; n];
+                let mut have = 0;
+                while have < n {
+                    match out.read(&mut buf[have..]) {
+                        Ok(0) | Err(_) => break,
+                        Ok(k) => have += k,
+                    }
+                }
+                got.extend_from_slice(&buf[..have]);
+                drop(out);
+            }
+            Consumer::Slow { chunk, pause } => {
+                let mut buf = vec![0u8; chunk];
+                loop {
+                    // The pause is the slow consumer itself, not a wait
+                    // for anything.
+                    std::thread::sleep(pause);
+                    match out.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(k) => got.extend_from_slice(&buf[..k]),
+                    }
+                }
+            }
+        }
+        got
+    });
+    let status = sp.wait(DEADLINE);
+    let elapsed = t0.elapsed();
+    let got = reader.join().expect("reader thread");
+    Piped {
+        status,
+        got,
+        stderr: std::fs::read_to_string(&err).unwrap_or_default(),
+        elapsed,
+    }
+}
+
+/// A terminal for a test: sexton runs with a pseudo-terminal as its
+/// controlling terminal and stdio, in the terminal's foreground group,
+/// as under an interactive shell. Dropping it kills what it started.
+pub struct Pty {
+    pub master: std::os::fd::OwnedFd,
+    pub sp: Spawned,
+    seen: Vec<u8>,
+}
+
+impl Pty {
+    /// Starts `program args` on a new pseudo-terminal (`openpty`), in a
+    /// new session whose controlling terminal it is.
+    pub fn spawn(program: &str, args: &[&str], cwd: &Path) -> Pty {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        let pty = nix::pty::openpty(None, None).expect("openpty");
+        let slave = pty.slave;
+        let mut c = Command::new(program);
+        c.args(args).current_dir(cwd);
+        c.stdin(Stdio::from(slave.try_clone().unwrap()))
+            .stdout(Stdio::from(slave.try_clone().unwrap()))
+            .stderr(Stdio::from(slave));
+        // SAFETY: setsid and ioctl(TIOCSCTTY) are async-signal-safe.
+        unsafe {
+            c.pre_exec(|| {
+                nix::unistd::setsid()?;
+                rustix::process::ioctl_tiocsctty(std::io::stdin())?;
+                Ok(())
+            });
+        }
+        let child = c.spawn().expect("spawn on pty");
+        let _ = pty.master.as_raw_fd();
+        Pty {
+            master: pty.master,
+            sp: Spawned { child },
+            seen: Vec::new(),
+        }
+    }
+
+    pub fn write(&self, bytes: &[u8]) {
+        nix::unistd::write(&self.master, bytes).expect("write to pty");
+    }
+
+    /// Reads the terminal until `want` has appeared (or the deadline
+    /// passes: then false). Everything read stays in `seen()`.
+    pub fn expect(&mut self, want: &str, limit: Duration) -> bool {
+        use std::os::fd::AsFd;
+        let end = Instant::now() + limit;
+        loop {
+            if String::from_utf8_lossy(&self.seen).contains(want) {
+                return true;
+            }
+            let left = end.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            let mut fds = [nix::poll::PollFd::new(
+                self.master.as_fd(),
+                nix::poll::PollFlags::POLLIN,
+            )];
+            let ms = left.as_millis().min(1000) as u16;
+            if nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms)).unwrap_or(0) > 0 {
+                let mut buf = [0u8; 4096];
+                match nix::unistd::read(&self.master, &mut buf) {
+                    Ok(0) | Err(_) => {
+                        // EIO once every slave fd is closed.
+                        return String::from_utf8_lossy(&self.seen).contains(want);
+                    }
+                    Ok(n) => self.seen.extend_from_slice(&buf[..n]),
+                }
+            }
+        }
+    }
+
+    pub fn seen(&self) -> String {
+        String::from_utf8_lossy(&self.seen).into_owned()
+    }
+}

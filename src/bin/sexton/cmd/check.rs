@@ -36,6 +36,8 @@ pub fn main(a: CheckArgs) -> i32 {
         return exit::FAILED;
     }
     let fg = super::run::foreground(false);
+    // The guard's group, named before the split: the worker leaves it.
+    let pgrp = nix::unistd::getpgrp().as_raw();
     let lifeline = match super::run::split(fg) {
         Ok(fd) => fd,
         Err(e) => {
@@ -64,7 +66,7 @@ pub fn main(a: CheckArgs) -> i32 {
         })
         .input(sexton::Input::Inherit);
     if fg {
-        cmd = cmd.group(sexton::tree::Group::Join(nix::unistd::getpgrp().as_raw()));
+        cmd = cmd.group(sexton::tree::Group::Join(pgrp));
     }
     let outcome = match cmd.run() {
         Ok(o) => o,

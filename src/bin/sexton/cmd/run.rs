@@ -259,6 +259,8 @@ pub fn main(a: RunArgs) -> i32 {
         }
     };
     let fg = foreground(a.foreground);
+    // The guard's group, named before the split: the worker leaves it.
+    let pgrp = nix::unistd::getpgrp().as_raw();
     let lifeline = match split(fg) {
         Ok(fd) => fd,
         Err(e) => {
@@ -268,7 +270,7 @@ pub fn main(a: RunArgs) -> i32 {
     };
     let mut cmd = cmd.lifeline(lifeline).forward_signals(true);
     if fg {
-        cmd = cmd.group(sexton::tree::Group::Join(nix::unistd::getpgrp().as_raw()));
+        cmd = cmd.group(sexton::tree::Group::Join(pgrp));
     }
     let argv = cmd.argv_lossy();
     let (outcome, status) = match cmd.run() {
