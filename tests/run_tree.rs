@@ -365,3 +365,378 @@ fn sexton_leaves_no_zombie_and_no_process() {
     assert_eq!(rep.children.len(), 1, "{:?}", rep);
     assert_eq!(rep.children[0]["state"], "Z");
 }
+
+/// A tree with every way out of a process group: a setsid escapee that
+/// ignores TERM and HUP, a double-fork daemon, a fork loop, a plain
+/// child. Each announces its pid.
+fn escape_tree(s: &Scratch) -> std::path::PathBuf {
+    s.script(
+        "escape.sh",
+        &format!(
+            r#"#!/bin/sh
+setsid sh -c 'sh -c "trap \"\" TERM HUP; echo \$\$ >> {pf}; while :; do sleep 1; done" &' </dev/null
+(setsid sleep 300 & echo $! >> {pf}) </dev/null
+sh -c 'echo $$ >> {pf}; while :; do sleep 300 & sleep 0.01; done' &
+echo $$ >> {pf}
+wait
+"#,
+            pf = s.pidfile().display()
+        ),
+    )
+}
+
+/// The `sexton-*` cgroups this machine has (empty when there is no
+/// writable cgroup2).
+fn sexton_cgroups() -> Vec<std::path::PathBuf> {
+    let Some(own) = sexton::tree::cgroup::own_cgroup() else {
+        return Vec::new();
+    };
+    std::fs::read_dir(own)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("sexton-"))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// cgroups named after one of `pids` (their owners).
+fn cgroups_of(pids: &[i32]) -> Vec<std::path::PathBuf> {
+    sexton_cgroups()
+        .into_iter()
+        .filter(|p| {
+            let n = p.file_name().unwrap().to_string_lossy().into_owned();
+            pids.iter()
+                .any(|pid| n.starts_with(&format!("sexton-{pid}-")))
+        })
+        .collect()
+}
+
+/// sexton's guard and its worker (the guard's child).
+fn guard_and_worker(guard: i32) -> Vec<i32> {
+    let mut v = vec![guard];
+    v.extend(
+        sexton::procfs::processes()
+            .into_iter()
+            .filter(|p| p.ppid == guard)
+            .map(|p| p.pid),
+    );
+    v
+}
+
+#[test]
+fn d5_sigkill_to_sextons_whole_process_group_kills_the_tree() {
+    // What CI runners, `kill -9 -PGID` and terminal hang-ups do: the
+    // guard and everything in its group die at once.
+    let s = Scratch::new("pgkill");
+    let script = escape_tree(&s);
+    for mode in modes() {
+        let _ = std::fs::remove_file(s.pidfile());
+        let mut c = Command::new(SEXTON);
+        c.args(["run", "--tracking", mode, "--", script.to_str().unwrap()])
+            .stdout(std::process::Stdio::null());
+        let mut sexton = spawn(&mut c); // its own process group
+        let pids = s.wait_pids(4);
+        let ours = guard_and_worker(sexton.pid());
+        nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(sexton.pid()),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        let t0 = Instant::now();
+        sexton.wait(DEADLINE);
+        let gone = poll(DEADLINE, || pids.iter().all(|&p| !alive(p)));
+        eprintln!("{mode}: tree gone {:?} after kill -9 -PGID", t0.elapsed());
+        assert!(gone, "{mode}: alive {:?}", s.alive());
+        assert!(
+            poll(DEADLINE, || cgroups_of(&ours).is_empty()),
+            "{mode}: cgroups left {:?}",
+            cgroups_of(&ours)
+        );
+    }
+}
+
+#[test]
+fn d5_a_worker_killed_alone_leaves_nothing_either() {
+    // The other half of the pair: the worker dies abruptly; the guard
+    // (a subreaper) adopts the tree and kills it.
+    let s = Scratch::new("workerkill");
+    let script = escape_tree(&s);
+    for mode in modes() {
+        let _ = std::fs::remove_file(s.pidfile());
+        let mut c = Command::new(SEXTON);
+        c.args(["run", "--tracking", mode, "--", script.to_str().unwrap()])
+            .stdout(std::process::Stdio::null());
+        let mut sexton = spawn(&mut c);
+        let pids = s.wait_pids(4);
+        let ours = guard_and_worker(sexton.pid());
+        assert_eq!(ours.len(), 2, "{mode}: guard and worker: {ours:?}");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(ours[1]),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        let st = sexton.wait(DEADLINE);
+        assert_eq!(st.code(), Some(128 + 9), "{mode}");
+        assert!(
+            poll(DEADLINE, || pids.iter().all(|&p| !alive(p))),
+            "{mode}: alive {:?}",
+            s.alive()
+        );
+        assert!(
+            cgroups_of(&ours).is_empty(),
+            "{mode}: {:?}",
+            cgroups_of(&ours)
+        );
+    }
+}
+
+#[test]
+fn a_forwarded_signal_reaches_each_process_once() {
+    // A realtime signal is queued, never merged: a process that got it
+    // twice counts two. The stop signal of the timeout goes through the
+    // same delivery as every forwarded signal.
+    let s = Scratch::new("once");
+    let py = r#"
+import os, signal, sys
+sig = signal.SIGRTMIN + 1
+signal.pthread_sigmask(signal.SIG_BLOCK, [sig])
+print("ready", flush=True)
+n = 0
+while signal.sigtimedwait([sig], 2 if n == 0 else 0.5) is not None:
+    n += 1
+sys.exit(n)
+"#;
+    for mode in modes() {
+        for group in [&[][..], &["--foreground"][..]] {
+            let mut argv = vec![SEXTON, "run", "--tracking", mode];
+            argv.extend_from_slice(group);
+            argv.extend_from_slice(&[
+                "--json",
+                "--preserve-status",
+                "-s",
+                "RTMIN+1",
+                "-t",
+                "500ms",
+                "-k",
+                "10s",
+                "--",
+                "python3",
+                "-c",
+                py,
+            ]);
+            let mut c = Command::new(argv[0]);
+            c.args(&argv[1..]);
+            let r = run_cmd(&mut c, &s);
+            assert_eq!(r.code, Some(1), "{mode} {group:?}: signals received: {r:?}");
+        }
+    }
+}
+
+#[test]
+fn a_realtime_signal_death_is_named() {
+    let s = Scratch::new("rtname");
+    for mode in modes() {
+        let r = sexton_run(
+            &s,
+            mode,
+            &[
+                "--json",
+                "--",
+                "python3",
+                "-c",
+                "import os, signal; os.kill(os.getpid(), signal.SIGRTMIN + 3)",
+            ],
+        );
+        assert_eq!(r.code, Some(128 + 37), "{r:?}");
+        let v = r.json();
+        assert_eq!(v["signal"], "RTMIN+3", "{v}");
+        assert_eq!(v["exit_code"], serde_json::Value::Null);
+    }
+}
+
+#[test]
+fn stale_cgroups_of_dead_owners_are_removed() {
+    let Some(own) = sexton::tree::cgroup::own_cgroup() else {
+        eprintln!("skipping: no cgroup2 mount found");
+        return;
+    };
+    let s = Scratch::new("stalecg");
+    if !modes().contains(&"cgroup") {
+        eprintln!("skipping: cgroup2 is not writable here");
+        return;
+    }
+    // A pid that is surely dead: a child we reaped.
+    let dead = {
+        let mut c = Command::new("true");
+        let mut sp = spawn(&mut c);
+        sp.wait(DEADLINE);
+        sp.pid()
+    };
+    let stale = own.join(format!("sexton-{dead}-7"));
+    std::fs::create_dir(&stale).unwrap();
+    // A live owner's cgroup is left alone (this test process's pid).
+    let live = own.join(format!("sexton-{}-99", std::process::id()));
+    std::fs::create_dir(&live).unwrap();
+    let r = sexton_run(&s, "cgroup", &["--", "true"]);
+    assert_eq!(r.code, Some(0));
+    let stale_gone = !stale.exists();
+    let live_kept = live.exists();
+    let _ = std::fs::remove_dir(&stale);
+    let _ = std::fs::remove_dir(&live);
+    assert!(stale_gone, "the dead owner's empty cgroup is still there");
+    assert!(live_kept, "a live owner's cgroup was removed");
+}
+
+#[test]
+fn no_cgroup_is_left_on_any_exit_path() {
+    let s = Scratch::new("cgpaths");
+    if !modes().contains(&"cgroup") {
+        eprintln!("skipping: cgroup2 is not writable here");
+        return;
+    }
+    let tree = escape_tree(&s);
+    let tree = tree.to_str().unwrap();
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["--", "true"],
+        vec!["--", "no-such-program-x"],
+        vec!["-t", "200ms", "-k", "200ms", "--", tree],
+        vec![
+            "--leftovers",
+            "leave",
+            "--wait-delay",
+            "50ms",
+            "--",
+            "sh",
+            "-c",
+            "sleep 2 &",
+        ],
+        vec!["--leftovers", "kill", "--", "sh", "-c", "sleep 300 &"],
+        vec!["--leftovers", "fail", "--", "sh", "-c", "sleep 300 &"],
+        vec!["--json", "--", "sh", "-c", "kill -9 $$"],
+    ];
+    for args in cases {
+        let mut c = Command::new(SEXTON);
+        c.args(["run", "--tracking", "cgroup"]).args(&args);
+        c.current_dir(&s.dir)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let mut sp = spawn(&mut c);
+        // The worker, while the run lasts.
+        let mut ours = vec![sp.pid()];
+        let st = loop {
+            ours = guard_and_worker(sp.pid()).into_iter().chain(ours).collect();
+            if let Some(st) = sp.child.try_wait().unwrap() {
+                break st;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        };
+        ours.sort_unstable();
+        ours.dedup();
+        assert!(
+            cgroups_of(&ours).is_empty(),
+            "{args:?} (exit {st:?}): left {:?}",
+            cgroups_of(&ours)
+        );
+    }
+}
+
+#[test]
+fn gnu_timeout_parity() {
+    // The cases of GNU coreutils' tests/timeout/timeout.sh, against
+    // `sexton run`.
+    let s = Scratch::new("gnu");
+    let sh = |script: &str| {
+        let mut c = Command::new("sh");
+        c.args(["-c", script]).env("SEXTON", SEXTON);
+        run_cmd(&mut c, &s)
+    };
+    for mode in modes() {
+        let code = |args: &[&str]| sexton_run(&s, mode, args).code;
+        assert_eq!(code(&["-t", "10", "--", "true"]), Some(0));
+        assert_eq!(code(&["-t", "1d", "--", "true"]), Some(0));
+        // Zero disables the timeout.
+        assert_eq!(code(&["-t", "0", "--", "sh", "-c", "sleep 0.3"]), Some(0));
+        assert_eq!(code(&["-t", "10", "--", "sh", "-c", "exit 2"]), Some(2));
+        assert_eq!(code(&["-t", ".1", "--", "sleep", "10"]), Some(124));
+        assert_eq!(
+            code(&["--preserve-status", "-t", ".1", "--", "sleep", "10"]),
+            Some(128 + 15)
+        );
+        // Signal 0 sends nothing; the kill-after's SIGKILL then ends it,
+        // and a forced end is 128+KILL, not 124.
+        assert_eq!(
+            code(&["-s", "0", "-k", "1", "-t", ".1", "--", "sleep", "10"]),
+            Some(137)
+        );
+        assert_eq!(
+            code(&[
+                "--foreground",
+                "-s",
+                "0",
+                "-k",
+                "1",
+                "-t",
+                ".1",
+                "--",
+                "sleep",
+                "10"
+            ]),
+            Some(137)
+        );
+        // -v says which signals went out.
+        let r = sexton_run(
+            &s,
+            mode,
+            &["-v", "-s", "0", "-k", ".1", "-t", ".1", "--", "sleep", "10"],
+        );
+        let said: Vec<&str> = r.stderr.lines().collect();
+        assert_eq!(
+            said,
+            [
+                "sexton: sending signal 0 to command 'sleep'",
+                "sexton: sending signal KILL to command 'sleep'"
+            ],
+            "{r:?}"
+        );
+    }
+    // Immune to a caller that ignores SIGCHLD.
+    let r = sh("trap '' CHLD; exec \"$SEXTON\" run -t 10 -- true");
+    assert_eq!(r.code, Some(0), "{r:?}");
+    // Not confused by a child it did not start (coreutils bug#9098).
+    let r = sh(
+        "out=$(sleep .1 & exec \"$SEXTON\" run -t .5 -- sh -c 'sleep 2; echo foo'); echo \"[$out] $?\"",
+    );
+    assert_eq!(r.stdout.trim(), "[] 124", "{r:?}");
+}
+
+#[test]
+fn the_program_starts_with_the_callers_signal_mask_and_ignored_signals() {
+    let s = Scratch::new("sigmask");
+    let py = r#"
+import signal, subprocess, sys
+signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGUSR1, signal.SIGALRM])
+signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+signal.signal(signal.SIGHUP, signal.SIG_IGN)
+out = subprocess.run(sys.argv[1:], capture_output=True, restore_signals=False).stdout.decode()
+print(out.strip().replace("\n", " "))
+"#;
+    let grep = ["grep", "-E", "SigBlk|SigIgn", "/proc/self/status"];
+    for mode in modes() {
+        let mut direct = Command::new("python3");
+        direct.args(["-c", py]).args(grep);
+        let want = run_cmd(&mut direct, &s).stdout;
+        assert!(want.contains("SigBlk:\t0000000000002200"), "{want}");
+        let mut c = Command::new("python3");
+        c.args(["-c", py, SEXTON, "run", "--tracking", mode, "--"])
+            .args(grep);
+        let got = run_cmd(&mut c, &s).stdout;
+        assert_eq!(got, want, "{mode}");
+    }
+}
