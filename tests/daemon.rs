@@ -1307,3 +1307,103 @@ fn d9_monitor_removes_only_the_pidfile_it_locked() {
     }
 }
 
+// ------------------------------------------------- realtime signal deaths
+
+/// The zombie children of `pid`.
+fn zombie_children(pid: i32) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&p| stat(p).is_some_and(|s| s.ppid == pid && s.state == 'Z'))
+        .collect()
+}
+
+/// Sends the realtime signal RTMIN+3 (as `kill -s RTMIN+3` does).
+fn kill_rtmin3(pid: i32) {
+    sexton::sys::kill_raw(pid, libc::SIGRTMIN() + 3).unwrap();
+}
+
+/// A program killed by a realtime signal is reaped like any other: the
+/// monitor logs the signal's name, removes the pidfile and ends.
+#[test]
+fn d9_program_killed_by_a_realtime_signal_is_reaped() {
+    let dir = Scratch::new("rtsig");
+    let pidfile = dir.path("d.pid");
+    let log = dir.path("log");
+    let mut guard = Guard::new(&pidfile);
+    let (pid, monitor) = start(
+        &mut guard,
+        &["--log", log.to_str().unwrap(), "--", "sleep", "600"],
+    );
+    wait_exec(pid, "sleep");
+    let started = stat(pid).unwrap().start;
+    kill_rtmin3(pid);
+    // Reaped by the monitor (which is still its parent until then).
+    poll("the program reaped", || {
+        let s = stat(pid).filter(|s| s.start == started);
+        s.is_none_or(|s| s.ppid != monitor).then_some(())
+    });
+    poll("the pidfile removed", || (!pidfile.exists()).then_some(()));
+    poll("the monitor gone", || (!alive(monitor)).then_some(()));
+    let out = daemon(&["--status", "--pidfile", pidfile.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stdout));
+    let l = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        l.contains(&format!("sleep (pid {pid}) was killed by signal RTMIN+3")),
+        "{l}"
+    );
+}
+
+/// With --respawn, a program killed by a realtime signal is restarted
+/// with a new pid, and the dead one leaves no zombie behind.
+#[test]
+fn d10_respawn_restarts_a_program_killed_by_a_realtime_signal() {
+    // Negative control of the zombie check: a zombie child of ours.
+    let mut z = KillOnDrop(Command::new("true").spawn().unwrap());
+    let zpid = z.0.id() as i32;
+    let me = std::process::id() as i32;
+    poll("our own zombie", || {
+        zombie_children(me).contains(&zpid).then_some(())
+    });
+    let _ = z.0.wait();
+
+    let dir = Scratch::new("rtrespawn");
+    let pidfile = dir.path("d.pid");
+    let log = dir.path("log");
+    let mut guard = Guard::new(&pidfile);
+    let (pid, monitor) = start(
+        &mut guard,
+        &[
+            "--log",
+            log.to_str().unwrap(),
+            "--respawn",
+            "--respawn-backoff",
+            "50ms",
+            "--",
+            "sleep",
+            "600",
+        ],
+    );
+    wait_exec(pid, "sleep");
+    kill_rtmin3(pid);
+    let new = poll("a restart", || {
+        read_pid(&pidfile).filter(|&p| p != pid && alive(p))
+    });
+    guard.track(new);
+    assert_eq!(stat(new).unwrap().ppid, monitor);
+    assert_eq!(zombie_children(monitor), Vec::<i32>::new());
+    assert_eq!(lock_holder(&pidfile), Some(monitor));
+    let l = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        l.contains(&format!("sleep (pid {pid}) was killed by signal RTMIN+3")),
+        "{l}"
+    );
+    assert!(l.contains("restarting in 50ms"), "{l}");
+    let out = daemon(&["--status", "--pidfile", pidfile.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains(&format!("pid {new}")));
+    let out = daemon(&["--stop", "--pidfile", pidfile.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!alive(new));
+}
