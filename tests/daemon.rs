@@ -1022,3 +1022,388 @@ fn d10_stop_during_a_restart_backoff() {
     assert!(!pidfile.exists());
     assert!(!alive(monitor));
 }
+
+// ------------------------------------------------- what a pidfile may be
+
+/// Runs `sexton daemon ARGS` with a deadline (a start that opens a FIFO
+/// could block forever): (exit code, stdout, stderr), or `None` when it
+/// had to be killed.
+fn daemon_within(dir: &Scratch, args: &[&str]) -> Option<(Option<i32>, String, String)> {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let out_path = dir.path(&format!(".out-{n}"));
+    let err_path = dir.path(&format!(".err-{n}"));
+    let child = Command::new(SEXTON)
+        .arg("daemon")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut child = KillOnDrop(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(st) = child.0.try_wait().unwrap() {
+            break Some(st);
+        }
+        if Instant::now() >= deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let out = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let err = std::fs::read_to_string(&err_path).unwrap_or_default();
+    status.map(|s| (s.code(), out, err))
+}
+
+/// Everything observable about what is at `path`, not following a
+/// symbolic link: type, inode, owner, device number, size, and the
+/// contents (a file's bytes, a link's target, a directory's names).
+fn snapshot(path: &Path) -> String {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let Ok(m) = std::fs::symlink_metadata(path) else {
+        return "missing".into();
+    };
+    let t = m.file_type();
+    let kind = if t.is_file() {
+        "file"
+    } else if t.is_dir() {
+        "dir"
+    } else if t.is_symlink() {
+        "symlink"
+    } else if t.is_char_device() {
+        "chardev"
+    } else if t.is_fifo() {
+        "fifo"
+    } else {
+        "other"
+    };
+    let contents = if t.is_file() {
+        format!("{:?}", std::fs::read(path).unwrap())
+    } else if t.is_symlink() {
+        format!("-> {:?}", std::fs::read_link(path).unwrap())
+    } else if t.is_dir() {
+        let mut names: Vec<String> = std::fs::read_dir(path)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        format!("{names:?}")
+    } else {
+        String::new()
+    };
+    format!(
+        "{kind} dev {} ino {} mode {:o} uid {} rdev {} size {} {contents}",
+        m.dev(),
+        m.ino(),
+        m.mode(),
+        m.uid(),
+        m.rdev(),
+        m.size()
+    )
+}
+
+/// `--pidfile` on something that is not a pidfile: a device node (as
+/// /dev/null would be), a FIFO, a directory, a file with other contents,
+/// another user's pidfile, a symbolic link. Each is refused by a start
+/// with one line naming the path and the reason, the program never runs,
+/// and `--status`, `--stop` and the lock itself leave it exactly as it
+/// was (same inode, same contents, a device still a device). Positive
+/// controls: a missing path, an empty file and a stale pidfile are taken
+/// and removed at stop.
+#[test]
+fn d9_pidfile_that_is_not_a_pidfile_is_refused_and_left_untouched() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = Scratch::new("refuse");
+    let marker = dir.path("program-ran");
+    let mut cases: Vec<(PathBuf, &str)> = Vec::new();
+
+    let null = dir.path("null");
+    match nix::sys::stat::mknod(
+        &null,
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o666),
+        nix::sys::stat::makedev(1, 3),
+    ) {
+        Ok(()) => cases.push((null, "it is a character device, not a regular file")),
+        Err(e) => eprintln!("skipping the device node case: mknod: {e}"),
+    }
+    let fifo = dir.path("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    cases.push((fifo, "it is a FIFO, not a regular file"));
+    let sub = dir.path("dir");
+    std::fs::create_dir(&sub).unwrap();
+    std::fs::write(sub.join("inside"), "x").unwrap();
+    cases.push((sub, "it is a directory, not a regular file"));
+    let other = dir.path("notes.txt");
+    std::fs::write(&other, "not a pid\n12345\n").unwrap();
+    cases.push((other, "it holds something other than a pid"));
+    let two = dir.path("two.pid");
+    std::fs::write(&two, "12345\n\n").unwrap();
+    cases.push((two, "it holds something other than a pid"));
+    let theirs = dir.path("theirs.pid");
+    std::fs::write(&theirs, "12345\n").unwrap();
+    match std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)) {
+        Ok(()) => cases.push((theirs, "it belongs to uid 65534")),
+        Err(e) => eprintln!("skipping the other user's file case: chown: {e}"),
+    }
+    let target = dir.path("target.pid");
+    std::fs::write(&target, "12345\n").unwrap();
+    let link = dir.path("link.pid");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    cases.push((link, "it is a symbolic link"));
+
+    // Every case is checked to the end and the problems listed together.
+    let mut bad: Vec<String> = Vec::new();
+    for (path, reason) in &cases {
+        let p = path.to_str().unwrap();
+        let before = snapshot(path);
+        let target_before = snapshot(&target);
+        let what = format!("{p} ({before})");
+        let mut check = |ok: bool, msg: String| {
+            if !ok {
+                bad.push(format!("{what}: {msg}"));
+            }
+        };
+        let line = format!("sexton: daemon: cannot use pidfile {p}: {reason}");
+
+        match daemon_within(
+            &dir,
+            &["--pidfile", p, "--", "touch", marker.to_str().unwrap()],
+        ) {
+            None => check(false, "start blocked".into()),
+            Some((code, _, err)) => {
+                check(
+                    matches!(code, Some(c) if c != 0),
+                    format!("start exit {code:?}"),
+                );
+                check(
+                    err.starts_with(&line) && err.lines().count() == 1,
+                    format!("start said {err:?}"),
+                );
+            }
+        }
+        check(!marker.exists(), "the program ran".into());
+        let _ = std::fs::remove_file(&marker);
+        let now = snapshot(path);
+        check(now == before, format!("a start left {now}"));
+
+        match daemon_within(&dir, &["--status", "--pidfile", p]) {
+            None => check(false, "--status blocked".into()),
+            // Asking is no use of the file: another user's pidfile is
+            // just stale to --status; anything else is not a pidfile.
+            Some((code, _, err)) if !reason.contains("uid") => {
+                check(code == Some(4), format!("--status exit {code:?}"));
+                check(err.starts_with(&line), format!("--status said {err:?}"));
+            }
+            Some(_) => {}
+        }
+        let now = snapshot(path);
+        check(now == before, format!("--status left {now}"));
+
+        match daemon_within(&dir, &["--stop", "--timeout", "1s", "--pidfile", p]) {
+            None => check(false, "--stop blocked".into()),
+            Some((code, _, err)) if !reason.contains("uid") => {
+                check(code == Some(1), format!("--stop exit {code:?}"));
+                check(err.starts_with(&line), format!("--stop said {err:?}"));
+            }
+            Some(_) => {}
+        }
+        let now = snapshot(path);
+        check(now == before, format!("--stop left {now}"));
+
+        // The monitor's own lock attempt (what counts when the caller's
+        // early check is raced) refuses it too; asked only while the
+        // path is still what it was.
+        if now == before {
+            match sexton::daemon::pidfile::Pidfile::lock(path) {
+                Err(e) => check(
+                    e.kind() == std::io::ErrorKind::InvalidInput
+                        && e.to_string().starts_with(reason),
+                    format!("the lock said {e}"),
+                ),
+                Ok(r) => check(false, format!("locked: {r:?}")),
+            }
+            let now = snapshot(path);
+            check(now == before, format!("the lock left {now}"));
+        }
+        let now = snapshot(&target);
+        check(
+            now == target_before,
+            format!("the link target became {now}"),
+        );
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+    // The device is still the device it was.
+    if let Some((null, _)) = cases.iter().find(|(p, _)| p.ends_with("null")) {
+        let m = std::fs::symlink_metadata(null).unwrap();
+        assert_eq!(m.rdev(), nix::sys::stat::makedev(1, 3));
+    }
+
+    // Positive controls: nothing there, an empty file, a stale pidfile.
+    let empty = dir.path("empty.pid");
+    std::fs::write(&empty, "").unwrap();
+    let stale = dir.path("stale.pid");
+    std::fs::write(&stale, "12345\n").unwrap();
+    for path in [dir.path("missing.pid"), empty, stale] {
+        let p = path.to_str().unwrap();
+        let mut guard = Guard::new(&path);
+        let (pid, monitor) = start(&mut guard, &["--", "sleep", "600"]);
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), format!("{pid}\n"));
+        assert_eq!(lock_holder(&path), Some(monitor), "{p}");
+        let out = daemon(&["--status", "--pidfile", p]);
+        assert_eq!(out.status.code(), Some(0), "{p}: {}", text(&out.stderr));
+        let out = daemon(&["--stop", "--pidfile", p]);
+        assert!(out.status.success(), "{p}: {}", text(&out.stderr));
+        assert!(!path.exists(), "{p}: left behind at stop");
+        assert!(!alive(pid));
+    }
+}
+
+/// The monitor removes only the file it locked: a symbolic link to that
+/// file, or another file, put at the path meanwhile stays.
+#[test]
+fn d9_monitor_removes_only_the_pidfile_it_locked() {
+    let dir = Scratch::new("swap");
+    let pidfile = dir.path("d.pid");
+    let kept = dir.path("kept");
+    let swap = dir.path("swap");
+    // The last round replaces nothing: the control that the monitor
+    // does remove its own file when it ends this way.
+    for case in [
+        "a symbolic link to the locked file",
+        "another file",
+        "nothing",
+    ] {
+        let mut guard = Guard::new(&pidfile);
+        let (pid, monitor) = start(&mut guard, &["--", "sleep", "600"]);
+        let _ = std::fs::remove_file(&kept);
+        std::fs::hard_link(&pidfile, &kept).unwrap();
+        match case {
+            "nothing" => {}
+            "another file" => std::fs::write(&swap, "999\n").unwrap(),
+            _ => std::os::unix::fs::symlink(&kept, &swap).unwrap(),
+        }
+        if case != "nothing" {
+            std::fs::rename(&swap, &pidfile).unwrap();
+        }
+        let before = snapshot(&pidfile);
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(monitor),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        poll("the monitor gone", || (!alive(monitor)).then_some(()));
+        assert!(!alive(pid));
+        assert_eq!(std::fs::read_to_string(&kept).unwrap(), format!("{pid}\n"));
+        if case == "nothing" {
+            assert!(!pidfile.exists(), "the monitor left its own pidfile");
+        } else {
+            assert_eq!(snapshot(&pidfile), before, "{case} was removed");
+            std::fs::remove_file(&pidfile).unwrap();
+        }
+    }
+}
+
+// ------------------------------------------------- realtime signal deaths
+
+/// The zombie children of `pid`.
+fn zombie_children(pid: i32) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|&p| stat(p).is_some_and(|s| s.ppid == pid && s.state == 'Z'))
+        .collect()
+}
+
+/// Sends the realtime signal RTMIN+3 (as `kill -s RTMIN+3` does).
+fn kill_rtmin3(pid: i32) {
+    sexton::sys::kill_raw(pid, libc::SIGRTMIN() + 3).unwrap();
+}
+
+/// A program killed by a realtime signal is reaped like any other: the
+/// monitor logs the signal's name, removes the pidfile and ends.
+#[test]
+fn d9_program_killed_by_a_realtime_signal_is_reaped() {
+    let dir = Scratch::new("rtsig");
+    let pidfile = dir.path("d.pid");
+    let log = dir.path("log");
+    let mut guard = Guard::new(&pidfile);
+    let (pid, monitor) = start(
+        &mut guard,
+        &["--log", log.to_str().unwrap(), "--", "sleep", "600"],
+    );
+    wait_exec(pid, "sleep");
+    let started = stat(pid).unwrap().start;
+    kill_rtmin3(pid);
+    // Reaped by the monitor (which is still its parent until then).
+    poll("the program reaped", || {
+        let s = stat(pid).filter(|s| s.start == started);
+        s.is_none_or(|s| s.ppid != monitor).then_some(())
+    });
+    poll("the pidfile removed", || (!pidfile.exists()).then_some(()));
+    poll("the monitor gone", || (!alive(monitor)).then_some(()));
+    let out = daemon(&["--status", "--pidfile", pidfile.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stdout));
+    let l = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        l.contains(&format!("sleep (pid {pid}) was killed by signal RTMIN+3")),
+        "{l}"
+    );
+}
+
+/// With --respawn, a program killed by a realtime signal is restarted
+/// with a new pid, and the dead one leaves no zombie behind.
+#[test]
+fn d10_respawn_restarts_a_program_killed_by_a_realtime_signal() {
+    // Negative control of the zombie check: a zombie child of ours.
+    let mut z = KillOnDrop(Command::new("true").spawn().unwrap());
+    let zpid = z.0.id() as i32;
+    let me = std::process::id() as i32;
+    poll("our own zombie", || {
+        zombie_children(me).contains(&zpid).then_some(())
+    });
+    let _ = z.0.wait();
+
+    let dir = Scratch::new("rtrespawn");
+    let pidfile = dir.path("d.pid");
+    let log = dir.path("log");
+    let mut guard = Guard::new(&pidfile);
+    let (pid, monitor) = start(
+        &mut guard,
+        &[
+            "--log",
+            log.to_str().unwrap(),
+            "--respawn",
+            "--respawn-backoff",
+            "50ms",
+            "--",
+            "sleep",
+            "600",
+        ],
+    );
+    wait_exec(pid, "sleep");
+    kill_rtmin3(pid);
+    let new = poll("a restart", || {
+        read_pid(&pidfile).filter(|&p| p != pid && alive(p))
+    });
+    guard.track(new);
+    assert_eq!(stat(new).unwrap().ppid, monitor);
+    assert_eq!(zombie_children(monitor), Vec::<i32>::new());
+    assert_eq!(lock_holder(&pidfile), Some(monitor));
+    let l = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        l.contains(&format!("sleep (pid {pid}) was killed by signal RTMIN+3")),
+        "{l}"
+    );
+    assert!(l.contains("restarting in 50ms"), "{l}");
+    let out = daemon(&["--status", "--pidfile", pidfile.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains(&format!("pid {new}")));
+    let out = daemon(&["--stop", "--pidfile", pidfile.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(!alive(new));
+}

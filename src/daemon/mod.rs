@@ -187,15 +187,30 @@ impl Daemon {
             });
         }
         let pidfile = self.pidfile.as_deref().map(abs);
-        // Early answer to the common mistake; the monitor's own lock
-        // attempt below is what counts.
-        if let Some(p) = &pidfile
-            && let Ok(LockState::Locked { holder }) = pidfile::probe(p)
-        {
-            return Err(DaemonError::Locked {
-                path: p.clone(),
-                monitor: holder,
-            });
+        // Early answer to the common mistakes (a daemon already running,
+        // a path that is not a pidfile), before anything forks; the
+        // monitor's own lock attempt below is what counts.
+        if let Some(p) = &pidfile {
+            match pidfile::preflight(p) {
+                Ok(pidfile::Found {
+                    state: LockState::Locked { holder },
+                    ..
+                }) => {
+                    return Err(DaemonError::Locked {
+                        path: p.clone(),
+                        monitor: holder,
+                    });
+                }
+                Err(e) if e.kind() == io::ErrorKind::InvalidInput => {
+                    return Err(DaemonError::Pidfile {
+                        path: p.clone(),
+                        source: e,
+                    });
+                }
+                // Other errors (e.g. a missing directory) are the lock
+                // attempt's to report.
+                _ => {}
+            }
         }
         let stdio = self.open_stdio()?;
         // SAFETY: the caller guarantees a single-threaded process.
@@ -340,19 +355,20 @@ impl Status {
 
 /// Asks the pidfile's lock whether the daemon runs (`F_GETLK`; the lock
 /// is never taken, so this cannot disturb a daemon that is starting).
+/// Changes nothing at `path`; a path that is not a pidfile (another
+/// file, a directory, a device, a FIFO, a symbolic link) is an error.
 pub fn status(path: &Path) -> Result<Status, DaemonError> {
     let err = |e| DaemonError::Pidfile {
         path: path.to_path_buf(),
         source: e,
     };
-    Ok(match pidfile::probe(path).map_err(err)? {
+    let found = pidfile::inspect(path).map_err(err)?;
+    Ok(match found.state {
         LockState::Missing => Status::NotRunning,
-        LockState::Unlocked => Status::Stale {
-            pid: pidfile::read_pid(path),
-        },
+        LockState::Unlocked => Status::Stale { pid: found.pid },
         LockState::Locked { holder } => Status::Running {
             monitor: holder,
-            pid: pidfile::read_pid(path),
+            pid: found.pid,
         },
     })
 }
@@ -373,7 +389,9 @@ pub enum Stopped {
 ///
 /// The monitor is found as the lock's holder (`F_GETLK`) and signalled
 /// through a pidfd opened while it still holds the lock, so the signal
-/// cannot reach a process that merely inherited a reused pid.
+/// cannot reach a process that merely inherited a reused pid. Like
+/// [`status`], this changes nothing at `path` itself and refuses a path
+/// that is not a pidfile.
 pub fn stop(path: &Path, timeout: Duration) -> Result<Stopped, DaemonError> {
     let (monitor, fd) = loop {
         let monitor = match status(path)? {

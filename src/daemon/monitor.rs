@@ -27,7 +27,6 @@ use crate::tree::{ChildSetup, Tracking, Tree, TreeError};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
-use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::Write;
@@ -106,6 +105,7 @@ pub(crate) fn run(cfg: Config, mut report: File, pidfile: Option<Pidfile>) -> ! 
 
     let mut state = State::Running(tree);
     let mut status = 0;
+    let mut reaped = 0u64;
     loop {
         let now = Instant::now();
         let deadline = match &state {
@@ -132,7 +132,12 @@ pub(crate) fn run(cfg: Config, mut report: File, pidfile: Option<Pidfile>) -> ! 
             }
         }
         if let State::Running(tree) | State::Stopping { tree, .. } = &mut state {
-            reap(tree);
+            // Every exited child until none is left (D2), whatever killed
+            // it (realtime signals included): the monitor owns all its
+            // children, so the tree's one core (`wait4(-1)`) reaps them,
+            // adopted orphans too, and hands the leader's status to the
+            // tree.
+            let _ = tree.reap_all_children(&mut reaped);
             for s in forward {
                 if tree.leader_exit().is_none() {
                     // The leader is our unreaped child: its pid is ours.
@@ -313,44 +318,10 @@ fn wait(signals: &SignalFd, timeout: Option<Duration>) {
     let _ = poll(&mut fds, t);
 }
 
-/// Reaps every exited child until none is left (D2): the leader through
-/// the tree (which keeps its status), adopted orphans by pid.
-fn reap(tree: &mut Tree) {
-    loop {
-        match peek_exited() {
-            Some(pid) if pid == tree.leader().as_raw() => {
-                let _ = tree.try_wait();
-            }
-            Some(pid) => {
-                let _ = sys::wait4(pid, true);
-            }
-            None => return,
-        }
-    }
-}
-
-/// Reaps stray children while no tree runs.
+/// Reaps stray children while no tree runs (between two starts): the
+/// same `wait4(-1, WNOHANG)` loop, with no leader to hand a status to.
 fn reap_strays() {
-    while let Some(pid) = peek_exited() {
-        let _ = sys::wait4(pid, true);
-    }
-}
-
-/// The pid of one exited, unreaped child, without reaping it
-/// (`waitid(P_ALL, WEXITED|WNOHANG|WNOWAIT)`).
-fn peek_exited() -> Option<i32> {
-    loop {
-        match waitid(
-            Id::All,
-            WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT,
-        ) {
-            Err(nix::errno::Errno::EINTR) => continue,
-            Ok(WaitStatus::Exited(pid, _)) | Ok(WaitStatus::Signaled(pid, _, _)) => {
-                return Some(pid.as_raw());
-            }
-            _ => return None,
-        }
-    }
+    while let Ok(Some(_)) = sys::wait4_any() {}
 }
 
 fn program(cfg: &Config) -> String {

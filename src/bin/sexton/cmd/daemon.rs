@@ -15,7 +15,9 @@ use std::time::Duration;
 /// the pidfile; or stop it, or tell whether it runs.
 #[derive(Debug, Args)]
 pub struct DaemonArgs {
-    /// Lock FILE for the daemon's life and keep PROGRAM's pid in it.
+    /// Lock FILE for the daemon's life and keep PROGRAM's pid in it. FILE
+    /// must be missing, empty or a stale pidfile (just a pid) of your own;
+    /// anything else is refused and left as it is.
     #[arg(long, value_name = "FILE", required_if_eq_any = [("stop", "true"), ("status", "true")])]
     pub pidfile: Option<PathBuf>,
     /// Append PROGRAM's stdout to FILE (default /dev/null).
