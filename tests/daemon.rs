@@ -243,8 +243,17 @@ fn start(guard: &mut Guard, args: &[&str]) -> (i32, i32) {
         text(&out.stderr)
     );
     let pid = read_pid(&guard.pidfile).expect("pidfile names the program once start returns");
-    let monitor = stat(pid).expect("program alive").ppid;
+    // The monitor is the pidfile lock's holder; the program's parent is
+    // the worker below it (its own process group), which runs the tree.
+    let monitor = lock_holder(&guard.pidfile).expect("the monitor holds the lock");
+    let worker = stat(pid).expect("program alive").ppid;
+    assert_eq!(
+        stat(worker).map(|s| s.ppid),
+        Some(monitor),
+        "worker under the monitor"
+    );
     guard.track(pid);
+    guard.track(worker);
     guard.track(monitor);
     (pid, monitor)
 }
@@ -840,7 +849,8 @@ fn d10_respawn_restarts_a_killed_program_with_a_new_pid() {
         read_pid(&pidfile).filter(|&p| p != pid && alive(p))
     });
     guard.track(new);
-    assert_eq!(stat(new).unwrap().ppid, monitor);
+    // Restarted by the same worker, below the same monitor.
+    assert_eq!(stat(stat(new).unwrap().ppid).unwrap().ppid, monitor);
     assert!(!alive(pid));
     assert_eq!(lock_holder(&pidfile), Some(monitor));
     let out = daemon(&["--stop", "--pidfile", pidfile.to_str().unwrap()]);
@@ -882,55 +892,117 @@ fn d9_monitor_keeps_nothing_of_the_caller() {
         std::fs::read_link(format!("/proc/{monitor}/cwd")).unwrap(),
         Path::new("/")
     );
-    let fds = fds(monitor);
-    for (fd, target) in &fds {
-        let ok = match fd {
-            0..=2 => target == "/dev/null",
-            _ => {
-                target.ends_with("d.pid")
-                    || target.starts_with("anon_inode:")
-                    || target.ends_with("cgroup.procs")
-            }
-        };
-        assert!(ok, "monitor fd {fd} -> {target}");
+    // The monitor (the lock holder) and the worker below it that runs
+    // the tree share one pipe: the lifeline.
+    let worker = sexton::procfs::processes()
+        .into_iter()
+        .find(|p| p.ppid == monitor)
+        .expect("the monitor's worker")
+        .pid;
+    let worker_fds = fds(worker);
+    let lifeline = |t: &String| {
+        t.starts_with("pipe:")
+            && fds(monitor).iter().any(|(_, m)| m == t)
+            && worker_fds.iter().any(|(_, w)| w == t)
+    };
+    for (who, list) in [("monitor", fds(monitor)), ("worker", worker_fds.clone())] {
+        for (fd, target) in &list {
+            let ok = match fd {
+                0..=2 => target == "/dev/null",
+                _ => {
+                    target.ends_with("d.pid")
+                        || target.starts_with("anon_inode:")
+                        || target.ends_with("cgroup.procs")
+                        || lifeline(target)
+                }
+            };
+            assert!(ok, "{who} fd {fd} -> {target}");
+        }
     }
 }
 
-/// The monitor killed outright cannot stop the tree or remove the
-/// pidfile: the program dies with it (parent-death signal), so the lock
-/// stays truthful, and the status reports the stale pidfile.
+/// The monitor killed outright (SIGKILL) takes the daemon's whole tree
+/// with it, escapees included, in both tracking modes: the worker below
+/// it sees its lifeline break, kills the tree, removes the cgroup and
+/// the pidfile (once it has the lock again), and exits.
 #[test]
-fn d9_program_dies_with_a_killed_monitor() {
+fn d9_the_whole_tree_dies_with_a_killed_monitor() {
     let dir = Scratch::new("monkill");
     let pidfile = dir.path("d.pid");
-    let mut guard = Guard::new(&pidfile);
-    let (pid, monitor) = start(&mut guard, &["--", "sleep", "600"]);
-    assert!(alive(pid));
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(monitor),
-        nix::sys::signal::Signal::SIGKILL,
+    let pids = dir.path("pids");
+    let script = dir.path("tree.sh");
+    std::fs::write(
+        &script,
+        format!(
+            r#"#!/bin/sh
+setsid sh -c 'sh -c "trap \"\" TERM HUP; echo \$\$ >> {pf}; while :; do sleep 1; done" &' </dev/null
+(setsid sleep 600 & echo $! >> {pf}) </dev/null
+sleep 600 &
+echo $! >> {pf}
+echo $$ >> {pf}
+wait
+"#,
+            pf = pids.display()
+        ),
     )
     .unwrap();
-    poll("the program gone with its monitor", || {
-        (!alive(pid)).then_some(())
-    });
-    poll("the lock released", || {
-        lock_holder(&pidfile).is_none().then_some(())
-    });
-    // Nobody is left to remove the monitor's (now empty) cgroup: do it
-    // here so the test leaves nothing behind.
-    if let Some(own) = sexton::tree::cgroup::own_cgroup()
-        && let Ok(dir) = std::fs::read_dir(&own)
-    {
-        let prefix = format!("sexton-{monitor}-");
-        for e in dir.flatten() {
-            if e.file_name().to_string_lossy().starts_with(&prefix) {
-                let _ = std::fs::remove_dir(e.path());
-            }
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cgroup_ok = sexton(&["run", "--tracking", "cgroup", "--", "true"])
+        .status
+        .success();
+    if !cgroup_ok {
+        eprintln!("skipping cgroup mode: no writable cgroup2 here");
+    }
+    let modes: &[&str] = if cgroup_ok {
+        &["cgroup", "subreaper"]
+    } else {
+        &["subreaper"]
+    };
+    for &mode in modes {
+        let _ = std::fs::remove_file(&pids);
+        let mut guard = Guard::new(&pidfile);
+        let (pid, monitor) = start(
+            &mut guard,
+            &["--tracking", mode, "--", script.to_str().unwrap()],
+        );
+        let worker = stat(pid).unwrap().ppid;
+        let tree: Vec<i32> = poll("four pids", || {
+            let v: Vec<i32> = std::fs::read_to_string(&pids)
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect();
+            (v.len() >= 4).then_some(v)
+        });
+        for &p in &tree {
+            guard.track(p);
+        }
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(monitor),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        poll("the whole tree gone with its monitor", || {
+            tree.iter().all(|&p| !alive(p)).then_some(())
+        });
+        poll("the worker gone", || (!alive(worker)).then_some(()));
+        poll("the pidfile removed", || (!pidfile.exists()).then_some(()));
+        let out = daemon(&["--status", "--pidfile", pidfile.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(3), "{mode}: {}", text(&out.stdout));
+        if let Some(own) = sexton::tree::cgroup::own_cgroup() {
+            let left: Vec<String> = std::fs::read_dir(&own)
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| {
+                    n.starts_with(&format!("sexton-{worker}-"))
+                        || n.starts_with(&format!("sexton-{monitor}-"))
+                })
+                .collect();
+            assert!(left.is_empty(), "{mode}: cgroups left {left:?}");
         }
     }
-    let out = daemon(&["--status", "--pidfile", pidfile.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
 }
 
 #[test]
@@ -1391,7 +1463,8 @@ fn d10_respawn_restarts_a_program_killed_by_a_realtime_signal() {
         read_pid(&pidfile).filter(|&p| p != pid && alive(p))
     });
     guard.track(new);
-    assert_eq!(stat(new).unwrap().ppid, monitor);
+    // Restarted by the same worker, below the same monitor.
+    assert_eq!(stat(stat(new).unwrap().ppid).unwrap().ppid, monitor);
     assert_eq!(zombie_children(monitor), Vec::<i32>::new());
     assert_eq!(lock_holder(&pidfile), Some(monitor));
     let l = std::fs::read_to_string(&log).unwrap();

@@ -274,6 +274,7 @@ fn become_monitor(
         // The report fd may be gone: the caller then sees EOF.
         Err(_) => std::process::exit(1),
     };
+    let report_fd = std::os::fd::AsRawFd::as_raw_fd(&report);
     let mut fail = |msg: String| -> ! {
         let _ = report.write_all(monitor::report_failed(1, &msg).as_bytes());
         std::process::exit(1)
@@ -298,7 +299,21 @@ fn become_monitor(
             ),
         },
     };
-    monitor::run(cfg, report, locked)
+    // The lock holder stays a small guard; the worker below it, in a
+    // process group of its own, runs the daemon's tree and takes the tree
+    // with it when the guard is killed, even with SIGKILL.
+    let guard = crate::tree::guard::Guard {
+        forward: crate::tree::signals::set_of(&monitor::CONTROL),
+        forward_terminal: true,
+        // The caller reads the report until EOF: only the worker writes it.
+        worker_only: vec![report_fd],
+    };
+    // SAFETY: the monitor is single-threaded (a fresh double fork).
+    let lifeline = match unsafe { guard.split() } {
+        Ok(fd) => fd,
+        Err(e) => fail(format!("cannot start the monitor: {e}")),
+    };
+    monitor::run(cfg, report, locked, Some(lifeline))
 }
 
 /// In the caller: what the monitor said about the start.

@@ -30,7 +30,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::Write;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 /// Stop timeout when the stop signal carries none.
@@ -73,9 +73,28 @@ enum State {
     },
 }
 
+/// The control signals: stop (TERM, INT, QUIT) and pass on (HUP, USR1,
+/// USR2). The monitor's guard forwards these to the worker that runs
+/// this loop.
+pub(crate) const CONTROL: [Signal; 6] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGQUIT,
+    Signal::SIGHUP,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+];
+
 /// Runs the monitor to its end and exits. `report` is the pipe to the
-/// caller, `pidfile` the already locked pidfile, if any.
-pub(crate) fn run(cfg: Config, mut report: File, pidfile: Option<Pidfile>) -> ! {
+/// caller, `pidfile` the already locked pidfile, if any; `lifeline` the
+/// read end whose hang-up says the guard that holds the pidfile's lock
+/// (the pid users know as the monitor) is gone.
+pub(crate) fn run(
+    cfg: Config,
+    mut report: File,
+    pidfile: Option<Pidfile>,
+    lifeline: Option<OwnedFd>,
+) -> ! {
     let signals = match control_signals() {
         Ok(s) => s,
         Err(e) => {
@@ -83,7 +102,14 @@ pub(crate) fn run(cfg: Config, mut report: File, pidfile: Option<Pidfile>) -> ! 
             std::process::exit(1);
         }
     };
-    let me = std::process::id() as i32;
+    // The monitor users see is the lock holder: the guard when there is
+    // one (our parent), else this process.
+    let me = if lifeline.is_some() {
+        nix::unistd::getppid().as_raw()
+    } else {
+        std::process::id() as i32
+    };
+    MONITOR.store(me, std::sync::atomic::Ordering::Relaxed);
     let mut backoff = cfg.respawn.map(Backoff::new);
     let tree = match spawn(&cfg) {
         Ok(t) => t,
@@ -113,7 +139,22 @@ pub(crate) fn run(cfg: Config, mut report: File, pidfile: Option<Pidfile>) -> ! 
             State::Backoff { until } => Some(*until),
             State::Stopping { kill_at, .. } => Some((*kill_at).min(now + STOPPING_TICK)),
         };
-        wait(&signals, deadline.map(|d| d.saturating_duration_since(now)));
+        if wait(
+            &signals,
+            lifeline.as_ref(),
+            deadline.map(|d| d.saturating_duration_since(now)),
+        ) {
+            note(&format!(
+                "the monitor (pid {me}) is gone: killing the daemon's tree"
+            ));
+            if let State::Running(mut tree) | State::Stopping { mut tree, .. } = state {
+                tree.kill(KILL_WAIT);
+            }
+            if let Some(pf) = pidfile {
+                let _ = pf.reclaim();
+            }
+            std::process::exit(1);
+        }
 
         let mut stop: Option<Duration> = None;
         let mut forward: Vec<Signal> = Vec::new();
@@ -303,8 +344,9 @@ fn control_signals() -> nix::Result<SignalFd> {
     SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
 }
 
-/// Waits for a signal or the timeout (`None`: no timeout at all).
-fn wait(signals: &SignalFd, timeout: Option<Duration>) {
+/// Waits for a signal, the lifeline's hang-up, or the timeout (`None`:
+/// no timeout at all). Returns true when the lifeline broke.
+fn wait(signals: &SignalFd, lifeline: Option<&OwnedFd>, timeout: Option<Duration>) -> bool {
     let t = match timeout {
         None => PollTimeout::NONE,
         Some(d) => {
@@ -313,9 +355,15 @@ fn wait(signals: &SignalFd, timeout: Option<Duration>) {
             PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
         }
     };
-    let mut fds = [PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+    let mut fds = vec![PollFd::new(signals.as_fd(), PollFlags::POLLIN)];
+    if let Some(l) = lifeline {
+        fds.push(PollFd::new(l.as_fd(), PollFlags::POLLIN));
+    }
     // EINTR (or any error) just goes round the loop again.
     let _ = poll(&mut fds, t);
+    fds.get(1)
+        .and_then(|f| f.revents())
+        .is_some_and(|r| !r.is_empty())
 }
 
 /// Reaps stray children while no tree runs (between two starts): the
@@ -328,11 +376,18 @@ fn program(cfg: &Config) -> String {
     cfg.argv[0].to_string_lossy().into_owned()
 }
 
+/// The pid log lines name: the monitor users know (the lock holder).
+static MONITOR: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
 /// One timestamped line on the monitor's stderr (the daemon's `--stderr`
 /// or `--log` file, else /dev/null).
 fn note(msg: &str) {
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
-    let line = format!("{now} sexton daemon[{}]: {msg}\n", std::process::id());
+    let me = match MONITOR.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => std::process::id() as i32,
+        m => m,
+    };
+    let line = format!("{now} sexton daemon[{me}]: {msg}\n");
     let _ = std::io::stderr().write_all(line.as_bytes());
 }
 

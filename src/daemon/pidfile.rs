@@ -315,6 +315,22 @@ impl Pidfile {
     }
 }
 
+impl Pidfile {
+    /// Removes the file after the process that held its lock died
+    /// abruptly (the monitor's guard, see [`crate::tree::guard`]): the
+    /// lock is taken again first (`F_SETLK`), and only when nobody else
+    /// has taken it meanwhile is the file removed. A new daemon that
+    /// claimed the path in between keeps it.
+    pub fn reclaim(self) -> io::Result<()> {
+        let fl = whole_file(libc::F_WRLCK as libc::c_short);
+        match retry(|| fcntl(self.fd.as_fd(), FcntlArg::F_SETLK(&fl))) {
+            Ok(_) => self.remove(),
+            Err(Errno::EAGAIN) | Err(Errno::EACCES) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
 fn truncate(fd: &OwnedFd, len: u64) -> io::Result<()> {
     loop {
         match rustix::fs::ftruncate(fd, len) {

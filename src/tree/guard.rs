@@ -49,6 +49,10 @@ pub struct Guard {
     /// shares the guard's (foreground) process group and so got them
     /// already.
     pub forward_terminal: bool,
+    /// Descriptors that belong to the worker alone: the guard closes its
+    /// copies right after the fork (a pipe whose reader waits for EOF
+    /// from the worker, for instance).
+    pub worker_only: Vec<std::os::fd::RawFd>,
 }
 
 /// The guard's exit status when the worker cannot be waited for (GNU
@@ -97,6 +101,9 @@ impl Guard {
             }
             nix::unistd::ForkResult::Parent { child } => {
                 drop(r);
+                for &fd in &self.worker_only {
+                    let _ = nix::unistd::close(fd);
+                }
                 self.guard(child, &set, w)
             }
         }

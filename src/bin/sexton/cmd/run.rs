@@ -245,6 +245,7 @@ pub fn split(foreground: bool) -> Result<std::os::fd::OwnedFd, String> {
     let guard = sexton::tree::guard::Guard {
         forward: sexton::tree::signals::set_of(&sexton::tree::signals::FORWARDED),
         forward_terminal: !foreground,
+        worker_only: Vec::new(),
     };
     // SAFETY: sexton is single-threaded here (clap spawns no thread).
     unsafe { guard.split() }.map_err(|e| format!("cannot start the run: {e}"))
