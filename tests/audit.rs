@@ -106,8 +106,16 @@ fn read_line(r: &mut impl BufRead) -> String {
     s.trim().to_string()
 }
 
+/// The children of `pid`: from its children lists, or from a /proc
+/// snapshot on kernels without them.
 fn children_of(pid: i32) -> Vec<i32> {
-    sexton::procfs::children(pid).unwrap_or_default()
+    sexton::procfs::children(pid).unwrap_or_else(|| {
+        sexton::procfs::processes()
+            .into_iter()
+            .filter(|p| p.ppid == pid)
+            .map(|p| p.pid)
+            .collect()
+    })
 }
 
 // ---------------------------------------------------------------- zombies
@@ -492,30 +500,147 @@ fn why_no_such_pid_exits_2() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// A subtree with two defects: a connection shared by the parent and
+/// its forked child, and a zombie the parent never waits for. Prints
+/// "KID ZOMBIE". It first closes whatever fds above 2 it inherited from
+/// the test's own environment: a pipe held there by processes outside
+/// the subtree would be a legitimate finding that names them.
+const SUBTREE: &str = r#"
+import os, socket, sys, time
+os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+c = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+kid = os.fork()
+if kid == 0:
+    time.sleep(300)
+    os._exit(0)
+zombie = os.fork()
+if zombie == 0:
+    os._exit(0)
+print(kid, zombie, flush=True)
+time.sleep(300)
+"#;
+
+/// A parent elsewhere that never waits for its child. Prints "ZOMBIE".
+const ELSEWHERE: &str = r#"
+import os, time
+zombie = os.fork()
+if zombie == 0:
+    os._exit(0)
+print(zombie, flush=True)
+time.sleep(300)
+"#;
+
+/// `root` and its descendants now, from a /proc snapshot.
+fn subtree_of(root: i32) -> std::collections::HashSet<i32> {
+    let snap = sexton::procfs::processes();
+    let kids = sexton::procfs::children_index(&snap);
+    let mut out = std::collections::HashSet::new();
+    let mut stack = vec![root];
+    while let Some(p) = stack.pop() {
+        if out.insert(p) {
+            stack.extend(kids.get(&p).into_iter().flatten().map(|&i| snap[i].pid));
+        }
+    }
+    out
+}
+
+fn is_zombie(pid: i32) -> bool {
+    sexton::procfs::process(pid).is_some_and(|p| p.is_zombie())
+}
+
 #[test]
 fn audit_of_a_subtree_reports_only_that_subtree() {
     let mut g = Guard::default();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
-    let (parent, _kid) = forking_client(&mut g, "before", port);
+    // Their stderr is not the test's either (see SUBTREE).
+    let spawn = |path: PathBuf, arg: Option<String>, g: &mut Guard| {
+        let mut child = Command::new("python3")
+            .arg(path)
+            .args(arg)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let pid = g.child(child);
+        (pid, read_line(&mut out))
+    };
+    let (parent, line) = spawn(
+        script("subtree.py", SUBTREE),
+        Some(port.to_string()),
+        &mut g,
+    );
     let _conn = listener.accept().unwrap();
-    let f = poll("the shared connection in the subtree", || {
-        let (code, doc) = sexton_json(&["audit", "--pid", &parent.to_string()]);
-        let all = findings(&doc);
-        // Everything reported has a process of the subtree in it.
-        for f in &all {
-            let pids: Vec<i64> = f["pids"]
-                .as_array()
-                .map(|a| a.iter().filter_map(|x| x.as_i64()).collect())
-                .unwrap_or_else(|| vec![f["pid"].as_i64().unwrap()]);
-            assert!(!pids.is_empty());
-        }
-        let f = all.into_iter().find(|f| f["kind"] == "shared_socket")?;
-        assert_eq!(code, 1);
-        Some(f)
+    let (kid, zombie) = match line.split_once(' ') {
+        Some((k, z)) => (k.parse::<i32>().unwrap(), z.parse::<i32>().unwrap()),
+        None => panic!("subtree.py said {line:?}"),
+    };
+    g.pids.push(kid);
+    let (elsewhere, line) = spawn(script("elsewhere.py", ELSEWHERE), None, &mut g);
+    let outside_zombie: i32 = line.parse().unwrap();
+    poll("both zombies", || {
+        (is_zombie(zombie) && is_zombie(outside_zombie)).then_some(())
     });
-    assert!(f["pids"].as_array().unwrap().contains(&parent.into()));
-    assert!(doc_has_scanned(&sexton_json(&["audit"]).1));
+    let subtree = subtree_of(parent);
+    assert!(
+        [parent, kid, zombie].iter().all(|p| subtree.contains(p)),
+        "{subtree:?}"
+    );
+    assert!(!subtree.contains(&elsewhere) && !subtree.contains(&outside_zombie));
+    let zombie_finding = |doc: &Value, pid: i32| {
+        findings(doc)
+            .into_iter()
+            .find(|f| f["kind"] == "zombie" && f["pid"] == pid)
+    };
+
+    // Machine-wide, both zombies are reported: the one outside the
+    // subtree is a finding the filter has to drop.
+    let (code, all) = sexton_json(&["audit"]);
+    assert_eq!(code, 1);
+    assert!(doc_has_scanned(&all));
+    let outside = zombie_finding(&all, outside_zombie)
+        .unwrap_or_else(|| panic!("outside zombie {outside_zombie} not reported: {all}"));
+    assert_eq!(outside["ppid"], elsewhere);
+    assert!(zombie_finding(&all, zombie).is_some(), "{all}");
+
+    let (code, doc) = sexton_json(&["audit", "--pid", &parent.to_string()]);
+    assert_eq!(code, 1, "{doc}");
+    assert!(doc_has_scanned(&doc));
+    let within = findings(&doc);
+    // Every finding is about the subtree: its process is in it, and a
+    // finding naming several processes has one of them there.
+    for f in &within {
+        let pid = f["pid"].as_i64().unwrap() as i32;
+        assert!(subtree.contains(&pid), "{pid} is outside {subtree:?}: {f}");
+        if let Some(pids) = f["pids"].as_array() {
+            assert!(
+                pids.iter()
+                    .any(|p| subtree.contains(&(p.as_i64().unwrap() as i32))),
+                "{f}"
+            );
+        }
+    }
+    // Both defects of the subtree are there, the zombie elsewhere is not.
+    let z = zombie_finding(&doc, zombie).unwrap_or_else(|| panic!("{doc}"));
+    assert_eq!(z["ppid"], parent);
+    let shared = within
+        .iter()
+        .find(|f| f["kind"] == "shared_socket")
+        .unwrap_or_else(|| panic!("no shared connection: {doc}"));
+    let pids = shared["pids"].as_array().unwrap();
+    assert!(
+        pids.contains(&parent.into()) && pids.contains(&kid.into()),
+        "{shared}"
+    );
+    assert!(zombie_finding(&doc, outside_zombie).is_none(), "{doc}");
+    assert!(
+        !within
+            .iter()
+            .any(|f| f["pid"] == elsewhere || f["ppid"] == elsewhere),
+        "{doc}"
+    );
 }
 
 fn doc_has_scanned(doc: &Value) -> bool {

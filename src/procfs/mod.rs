@@ -75,12 +75,16 @@ pub fn processes() -> Vec<ProcInfo> {
 
 /// The children of `pid`, from `/proc/PID/task/*/children` (one small
 /// read per thread instead of a scan of every process). `None` when the
-/// kernel lacks `CONFIG_PROC_CHILDREN` or the process is gone; callers
-/// then fall back to [`processes`].
+/// kernel lacks `CONFIG_PROC_CHILDREN`, the process is gone, or the
+/// caller runs inside [`without_children_lists`]; callers then fall back
+/// to [`processes`].
 ///
 /// A child whose parent is exiting is listed under the parent until it
 /// has been reparented; walk parents that are zombies too.
 pub fn children(pid: i32) -> Option<Vec<i32>> {
+    if CHILDREN_LISTS_OFF.with(std::cell::Cell::get) {
+        return None;
+    }
     let p = Process::new(pid).ok()?;
     let mut out = Vec::new();
     for t in p.tasks().ok()?.flatten() {
@@ -89,6 +93,33 @@ pub fn children(pid: i32) -> Option<Vec<i32>> {
         out.extend(t.children().ok()?.into_iter().map(|c| c as i32));
     }
     Some(out)
+}
+
+thread_local! {
+    /// Set by [`without_children_lists`] for the thread it runs on.
+    static CHILDREN_LISTS_OFF: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` as on a kernel without `CONFIG_PROC_CHILDREN`: on the
+/// calling thread, and only while `f` runs, [`children`] answers `None`,
+/// so every caller takes its /proc-snapshot fallback (the tree walk,
+/// reaping, `check`'s zombie count). This makes the fallback testable on
+/// kernels that have children lists; other threads are not affected.
+pub fn without_children_lists<T>(f: impl FnOnce() -> T) -> T {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CHILDREN_LISTS_OFF.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(CHILDREN_LISTS_OFF.with(|c| c.replace(true)));
+    f()
+}
+
+/// True when [`children`] reads children lists here: the kernel has
+/// them and the calling thread is not inside [`without_children_lists`].
+pub fn has_children_lists() -> bool {
+    children(std::process::id() as i32).is_some()
 }
 
 /// True when `pid` has begun to exit but is not a zombie yet
@@ -468,6 +499,30 @@ mod tests {
         }
         // A process that does not exist has no list.
         assert!(children(i32::MAX - 1).is_none());
+    }
+
+    #[test]
+    fn children_lists_can_be_turned_off_for_one_thread() {
+        let me = std::process::id() as i32;
+        let kernel_has_them = std::fs::read_dir(format!("/proc/{me}/task"))
+            .unwrap()
+            .flatten()
+            .all(|t| t.path().join("children").exists());
+        assert_eq!(has_children_lists(), kernel_has_them);
+        if !kernel_has_them {
+            eprintln!("this kernel has no /proc/PID/task/TID/children: only the off state is seen");
+        }
+        let inside = without_children_lists(|| {
+            // Nested use keeps it off, and other threads keep the lists.
+            let nested = without_children_lists(|| children(me));
+            let other = std::thread::scope(|s| s.spawn(has_children_lists).join().unwrap());
+            (children(me), nested, has_children_lists(), other)
+        });
+        assert_eq!(inside, (None, None, false, kernel_has_them));
+        // Restored afterwards, even after a panic inside.
+        assert_eq!(has_children_lists(), kernel_has_them);
+        let _ = std::panic::catch_unwind(|| without_children_lists(|| panic!("inside")));
+        assert_eq!(has_children_lists(), kernel_has_them);
     }
 
     #[test]
