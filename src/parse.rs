@@ -378,26 +378,6 @@ fn named_number(name: &str) -> Option<i32> {
     }
 }
 
-/// Parses a signal given as a name (`TERM`, `SIGTERM`), a number in
-/// 0..=64 (0 sends nothing), or a realtime name (`RTMIN+3`).
-pub fn signal_number(text: &str) -> Result<i32, ParseError> {
-    let t = text.trim();
-    if let Ok(n) = t.parse::<i32>() {
-        return if (0..=RTMAX).contains(&n) {
-            Ok(n)
-        } else {
-            Err(ParseError::Signal(text.to_string()))
-        };
-    }
-    (1..=RTMAX)
-        .find(|&n| {
-            let name = signal_name_of(n);
-            let u = t.to_ascii_uppercase();
-            u == name || u.strip_prefix("SIG") == Some(&*name)
-        })
-        .ok_or_else(|| ParseError::Signal(text.to_string()))
-}
-
 /// The short name of a signal as the result document spells it (`"TERM"`).
 pub fn signal_name(sig: Signal) -> &'static str {
     let s = sig.as_str();

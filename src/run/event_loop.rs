@@ -70,7 +70,11 @@ pub(super) fn run(mut cmd: Command) -> Result<Outcome, RunError> {
     let (readers, tree, start) = spawn(&cmd, signal_state)?;
     let blocked = vec![false; readers.len()];
     let mut run = Run {
-        timeout_at: cmd.timeout.filter(|t| !t.is_zero()).map(|d| start + d),
+        // A timeout past what an Instant can hold is no timeout.
+        timeout_at: cmd
+            .timeout
+            .filter(|t| !t.is_zero())
+            .and_then(|d| start.checked_add(d)),
         sample_at: sampler.as_ref().map(|_| start),
         cmd,
         tree,
@@ -202,7 +206,7 @@ impl Run {
             // What the stop signal ends, sexton killed.
             let sent = self.tree.signal_each(signo);
             self.killed.extend(sent);
-            self.kill_at = self.cmd.kill_after.map(|d| now + d);
+            self.kill_at = self.cmd.kill_after.and_then(|d| now.checked_add(d));
         }
         if self.kill_at.is_some_and(|t| now >= t) {
             self.kill_at = None;
@@ -211,7 +215,11 @@ impl Run {
             self.killed.extend(killed);
         }
         if self.leader_done() && self.drain_until.is_none() {
-            self.drain_until = Some(now + self.cmd.wait_delay);
+            // A wait-delay past what an Instant holds never cuts.
+            self.drain_until = Some(
+                now.checked_add(self.cmd.wait_delay)
+                    .unwrap_or(far_future(now)),
+            );
         }
         if self.drain_until.is_some_and(|t| now >= t) {
             for r in &mut self.readers {
@@ -295,7 +303,10 @@ impl Run {
         for signo in got {
             self.tree.signal_each(signo);
             if signals::terminating(signo) && self.kill_at.is_none() {
-                self.kill_at = self.cmd.kill_after.map(|d| Instant::now() + d);
+                self.kill_at = self
+                    .cmd
+                    .kill_after
+                    .and_then(|d| Instant::now().checked_add(d));
             }
         }
     }
@@ -390,6 +401,12 @@ fn poll_timeout(wait: Option<Duration>) -> PollTimeout {
         Some(w) => PollTimeout::try_from(w.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32)
             .unwrap_or(PollTimeout::MAX),
     }
+}
+
+/// An instant about a century ahead: "never" for a deadline.
+fn far_future(now: Instant) -> Instant {
+    now.checked_add(Duration::from_secs(100 * 365 * 86400))
+        .unwrap_or(now)
 }
 
 fn round1(x: f64) -> f64 {
