@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 const SEXTON: &str = env!("CARGO_BIN_EXE_sexton");
 const STORM: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/helpers/storm.py");
 const NOWAIT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/helpers/nowait.py");
+const SIGLOG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/helpers/siglog.py");
 const ORPHANS: &str = "2000";
 
 /// Kills a started process and everything below it when dropped, so a
@@ -59,6 +60,84 @@ impl Drop for Guard {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Processes that may outlive a guarded tree (the orphans of an init that
+/// died), killed when dropped if each pid still names the process that
+/// was recorded (same start time).
+#[derive(Default)]
+struct Strays(Vec<(i32, u64)>);
+
+impl Strays {
+    fn add(&mut self, pid: i32) {
+        if let Some(p) = sexton::procfs::process(pid) {
+            self.0.push((pid, p.start_time));
+        }
+    }
+}
+
+impl Drop for Strays {
+    fn drop(&mut self) {
+        for &(pid, start) in &self.0 {
+            if sexton::procfs::process(pid).is_some_and(|p| p.start_time == start) {
+                let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
+    }
+}
+
+/// A directory of one test's own, removed when dropped.
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("sexton-init-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    fn file(&self, name: &str) -> String {
+        self.0.join(name).to_str().unwrap().to_string()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The lines a `siglog.py` wrote to `log` so far.
+fn log_lines(log: &str) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Waits for the "ready PID" line of a `siglog.py` and returns the pid
+/// (as the logger's own PID namespace numbers it).
+fn siglog_ready(log: &str) -> i32 {
+    let mut pid = 0;
+    assert!(
+        poll_until(Duration::from_secs(20), || {
+            pid = log_lines(log)
+                .first()
+                .and_then(|l| l.strip_prefix("ready "))
+                .map_or(0, |p| p.parse().unwrap());
+            pid != 0
+        }),
+        "siglog never got ready: {:?}",
+        log_lines(log)
+    );
+    pid
+}
+
+/// How many times `name` is in the log.
+fn logged(log: &str, name: &str) -> usize {
+    log_lines(log).iter().filter(|l| *l == name).count()
 }
 
 /// Live descendants of `pid`, from one /proc snapshot.
@@ -536,4 +615,78 @@ fn terminal_stop_as_pid1_stops_the_program_not_init() {
     }));
     job_stop(init, prog, false);
     assert_eq!(g.wait(Duration::from_secs(30)).code(), Some(143));
+}
+
+/// `sexton init ARGS` started with core dumps off (a fault signal that
+/// kills it must leave no core file behind).
+fn init_without_core(args: &[&str]) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.args(["-c", r#"ulimit -c 0 && exec "$@""#, "sh", SEXTON, "init"])
+        .args(args);
+    cmd
+}
+
+const FAULTS: [(Signal, &str); 7] = [
+    (Signal::SIGSEGV, "SEGV"),
+    (Signal::SIGILL, "ILL"),
+    (Signal::SIGTRAP, "TRAP"),
+    (Signal::SIGABRT, "ABRT"),
+    (Signal::SIGBUS, "BUS"),
+    (Signal::SIGFPE, "FPE"),
+    (Signal::SIGSYS, "SYS"),
+];
+
+/// Sends every fault signal to the init `init` (pid in the test's
+/// namespace) and checks that the program logged each one while init
+/// lived on; the program exits 42 once it has them all (so after the
+/// last one, init exits 42 too: the caller checks that).
+fn send_faults(init: i32, log: &str) {
+    for (i, (sig, name)) in FAULTS.into_iter().enumerate() {
+        kill(Pid::from_raw(init), sig).unwrap();
+        assert!(
+            poll_until(Duration::from_secs(20), || logged(log, name) == 1),
+            "the program never got {name}; init state {:?}; log {:?}",
+            sexton::procfs::process(init).map(|p| p.state),
+            log_lines(log)
+        );
+        if i + 1 < FAULTS.len() {
+            assert!(alive(init), "init died of {name}");
+        }
+    }
+}
+
+#[test]
+fn fault_signals_sent_by_another_process_reach_the_program() {
+    // kill -SEGV (ILL, TRAP, ABRT, BUS, FPE, SYS) from another process is
+    // a request to the program, as dumb-init treats it: init must forward
+    // it and live on, not die of it and orphan the program.
+    let dir = TempDir::new("faults");
+    let log = dir.file("log");
+    let mut prog = vec!["--", "python3", SIGLOG, &log, "--all", "42"];
+    prog.extend(FAULTS.map(|(_, n)| n));
+    let mut g = Guard::spawn(&mut init_without_core(&prog));
+    let mut strays = Strays::default();
+    strays.add(siglog_ready(&log));
+    send_faults(g.pid(), &log);
+    assert_eq!(g.wait(Duration::from_secs(30)).code(), Some(42));
+}
+
+#[test]
+fn fault_signals_sent_to_pid1_reach_the_program() {
+    if !can_unshare() {
+        return;
+    }
+    let dir = TempDir::new("faults-pid1");
+    let log = dir.file("log");
+    let mut cmd = unshare();
+    cmd.args([SEXTON, "init", "--", "python3", SIGLOG, &log, "--all", "42"])
+        .args(FAULTS.map(|(_, n)| n));
+    let mut g = Guard::spawn(&mut cmd);
+    siglog_ready(&log);
+    let init = descendants(g.pid())
+        .into_iter()
+        .find(|&p| sexton::procfs::process(p).is_some_and(|i| i.comm == "sexton"))
+        .expect("sexton in the namespace");
+    send_faults(init, &log);
+    assert_eq!(g.wait(Duration::from_secs(30)).code(), Some(42));
 }

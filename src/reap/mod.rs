@@ -36,7 +36,7 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
-use signals::{Forwarded, Forwarding};
+use signals::{Forwarded, Forwarding, Origin};
 use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::process::ExitStatusExt;
@@ -203,7 +203,9 @@ impl Init {
             wait_readable(sfd.as_fd(), timeout)?;
             loop {
                 match sfd.read_signal() {
-                    Ok(Some(info)) => self.on_signal(info.ssi_signo as i32, leader, pid1),
+                    Ok(Some(info)) => {
+                        self.on_signal(info.ssi_signo as i32, info.ssi_code, leader, pid1)
+                    }
                     Ok(None) => break,
                     Err(Errno::EINTR) => continue,
                     Err(e) => return Err(InitError::Signals(e.into())),
@@ -269,11 +271,18 @@ impl Init {
         }
     }
 
-    /// Forwards one signal. A terminal-stop signal stops the program's
+    /// Forwards one signal with `si_code` `code`. Every signal another
+    /// process sent is forwarded, the fault signals included; a fault
+    /// signal the kernel raised about sexton itself ends it as it would
+    /// without the mask. A terminal-stop signal stops the program's
     /// group with SIGSTOP and, when sexton is not PID 1, sexton itself,
     /// so that the shell it runs under sees the job stop; SIGCONT (which
     /// resumes sexton by itself) is then forwarded like any other signal.
-    fn on_signal(&self, signo: i32, leader: i32, pid1: bool) {
+    fn on_signal(&self, signo: i32, code: i32, leader: i32, pid1: bool) {
+        if signals::origin(signo, code) == Origin::OwnFault {
+            signals::die_of(signo);
+            return;
+        }
         if self.forwarding.forward(signo, leader) == Forwarded::JobStop && !pid1 {
             let _ = nix::sys::signal::kill(Pid::this(), Signal::SIGSTOP);
         }
