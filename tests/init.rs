@@ -690,3 +690,31 @@ fn fault_signals_sent_to_pid1_reach_the_program() {
     send_faults(init, &log);
     assert_eq!(g.wait(Duration::from_secs(30)).code(), Some(42));
 }
+
+#[test]
+fn an_unknown_option_is_a_usage_error_not_a_program() {
+    let dir = TempDir::new("usage");
+    let mark = dir.file("ran");
+    let out = init_status(&["--bogus", "--", "touch", &mark]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(125), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(
+        lines
+            .first()
+            .is_some_and(|l| l.starts_with("sexton: usage:")),
+        "{err}"
+    );
+    assert!(
+        lines.len() <= 2 && lines.iter().skip(1).all(|l| l.starts_with("hint:")),
+        "one error line and at most one hint: {err}"
+    );
+    assert!(
+        !std::path::Path::new(&mark).exists(),
+        "the program ran: {err}"
+    );
+    // Negative control: without the bad option the same program runs.
+    let out = init_status(&["--", "touch", &mark]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(std::path::Path::new(&mark).exists(), "touch never ran");
+}
