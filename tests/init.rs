@@ -718,3 +718,69 @@ fn an_unknown_option_is_a_usage_error_not_a_program() {
     assert!(out.status.success(), "{out:?}");
     assert!(std::path::Path::new(&mark).exists(), "touch never ran");
 }
+
+/// Starts `sexton init ARGS -- siglog.py LOG TSTP TTIN TTOU CONT` and
+/// waits until the logger is ready; returns the guard and the program's
+/// pid.
+fn stop_logger(args: &[&str], log: &str) -> (Guard, i32) {
+    let mut cmd = Command::new(SEXTON);
+    cmd.arg("init")
+        .args(args)
+        .args(["--", "python3", SIGLOG, log, "TSTP", "TTIN", "TTOU", "CONT"]);
+    let g = Guard::spawn(&mut cmd);
+    let prog = siglog_ready(log);
+    (g, prog)
+}
+
+#[test]
+fn child_only_sends_terminal_stops_unchanged() {
+    let dir = TempDir::new("child-only-stops");
+    // Default (group) mode, the negative control: TTIN reaches the
+    // program's group as STOP, which no handler can catch.
+    let log = dir.file("group");
+    let (mut g, prog) = stop_logger(&[], &log);
+    kill(Pid::from_raw(g.pid()), Signal::SIGTTIN).unwrap();
+    assert!(
+        poll_until(Duration::from_secs(20), || state(prog) == 'T'),
+        "group mode: the program was not stopped: {}",
+        state(prog)
+    );
+    kill(Pid::from_raw(g.pid()), Signal::SIGCONT).unwrap();
+    assert!(poll_until(Duration::from_secs(20), || logged(&log, "CONT") == 1));
+    assert_eq!(logged(&log, "TTIN"), 0, "{:?}", log_lines(&log));
+    kill(Pid::from_raw(g.pid()), Signal::SIGTERM).unwrap();
+    assert_eq!(g.wait(Duration::from_secs(30)).code(), Some(143));
+
+    // --child-only: each one reaches the program as itself; the program
+    // catches it and runs on. init stops itself as dumb-init does, so
+    // that a shell would see the job stop; CONT resumes it and is
+    // forwarded too.
+    let log = dir.file("child-only");
+    let (mut g, prog) = stop_logger(&["--child-only"], &log);
+    let init = g.pid();
+    for (n, (sig, name)) in [
+        (Signal::SIGTSTP, "TSTP"),
+        (Signal::SIGTTIN, "TTIN"),
+        (Signal::SIGTTOU, "TTOU"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        kill(Pid::from_raw(init), sig).unwrap();
+        assert!(
+            poll_until(Duration::from_secs(20), || logged(&log, name) == 1),
+            "the program never got {name} (state {}): {:?}",
+            state(prog),
+            log_lines(&log)
+        );
+        assert_ne!(state(prog), 'T', "{name} stopped the program");
+        assert!(poll_until(Duration::from_secs(20), || state(init) == 'T'));
+        kill(Pid::from_raw(init), Signal::SIGCONT).unwrap();
+        assert!(poll_until(Duration::from_secs(20), || {
+            logged(&log, "CONT") == n + 1
+        }));
+        assert!(poll_until(Duration::from_secs(20), || state(init) != 'T'));
+    }
+    kill(Pid::from_raw(init), Signal::SIGTERM).unwrap();
+    assert_eq!(g.wait(Duration::from_secs(30)).code(), Some(143));
+}

@@ -40,7 +40,8 @@ const FAULTS: [Signal; 7] = [
     Signal::SIGABRT,
 ];
 
-/// The terminal-stop signals: forwarded as SIGSTOP unless rewritten.
+/// The terminal-stop signals: forwarded as SIGSTOP to the program's
+/// group (dumb-init's default), as themselves to the program alone.
 const JOB_STOPS: [Signal; 3] = [Signal::SIGTSTP, Signal::SIGTTIN, Signal::SIGTTOU];
 
 /// Blocks every signal (SIGKILL and SIGSTOP cannot be) and returns a
@@ -103,7 +104,9 @@ pub struct Forwarding {
     map: [u8; NSIG],
     /// Signals the user rewrote explicitly.
     explicit: [bool; NSIG],
-    /// Only the program, not its process group.
+    /// Only the program, not its process group. The terminal-stop
+    /// signals then go as they came: the program decides whether it
+    /// stops (a shell or an editor catches TSTP).
     pub child_only: bool,
 }
 
@@ -131,7 +134,8 @@ pub enum Forwarded {
     Dropped,
     /// Sent as this signal number.
     Sent(i32),
-    /// A terminal-stop signal, sent as SIGSTOP: an init that is not PID 1
+    /// A terminal-stop signal that was not rewritten, sent as SIGSTOP to
+    /// the group (as itself with `child_only`): an init that is not PID 1
     /// should now stop itself too, so that its shell sees the job stop.
     JobStop,
 }
@@ -150,6 +154,9 @@ impl Forwarding {
     pub fn target(&self, signo: i32) -> i32 {
         if signo == Signal::SIGCHLD as i32 || !(1..NSIG as i32).contains(&signo) {
             return 0;
+        }
+        if self.child_only && is_job_stop(signo) && !self.explicit[signo as usize] {
+            return signo;
         }
         self.map[signo as usize] as i32
     }
@@ -189,6 +196,21 @@ mod tests {
         assert_eq!(f.target(40), 40);
         assert_eq!(f.target(0), 0);
         assert_eq!(f.target(99), 0);
+    }
+
+    #[test]
+    fn child_only_keeps_terminal_stops() {
+        let mut f = Forwarding {
+            child_only: true,
+            ..Forwarding::default()
+        };
+        for s in JOB_STOPS {
+            assert_eq!(f.target(s as i32), s as i32);
+        }
+        assert_eq!(f.target(Signal::SIGTERM as i32), Signal::SIGTERM as i32);
+        // An explicit rewrite still wins.
+        f.rewrite(Signal::SIGTSTP as i32, Signal::SIGSTOP as i32);
+        assert_eq!(f.target(Signal::SIGTSTP as i32), Signal::SIGSTOP as i32);
     }
 
     #[test]
