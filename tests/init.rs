@@ -784,3 +784,99 @@ fn child_only_sends_terminal_stops_unchanged() {
     kill(Pid::from_raw(init), Signal::SIGTERM).unwrap();
     assert_eq!(g.wait(Duration::from_secs(30)).code(), Some(143));
 }
+
+/// A program that leaves two loggers behind: A runs and logs TERM and
+/// CONT; B stops itself and exits once it gets TERM. Before it exits 3
+/// it sends A one SIGCONT of its own and waits until A has logged it
+/// (A's CONT counter is known to work).
+const TWO_LEFTOVERS: &str = r#"
+import os, signal, subprocess, sys, time
+siglog, a_log, b_log = sys.argv[1:4]
+a = subprocess.Popen(["python3", siglog, a_log, "TERM", "CONT"])
+b = subprocess.Popen(["python3", siglog, b_log, "--stop", "--exit-on", "TERM", "TERM"])
+deadline = time.monotonic() + 30
+
+def lines(path):
+    try:
+        with open(path) as f:
+            return f.read().split("\n")
+    except FileNotFoundError:
+        return [""]
+
+def state(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0]
+
+def until(cond):
+    while not cond():
+        if time.monotonic() > deadline:
+            sys.exit("timed out")
+        time.sleep(0.01)
+
+until(lambda: lines(a_log)[0].startswith("ready") and state(b.pid) == "T")
+os.kill(a.pid, signal.SIGCONT)
+until(lambda: "CONT" in lines(a_log))
+os._exit(3)
+"#;
+
+fn leftovers_get_cont_only_when_stopped(pid1: bool) {
+    let dir = TempDir::new(if pid1 { "cont-pid1" } else { "cont" });
+    let (a, b) = (dir.file("a"), dir.file("b"));
+    let mut cmd = if pid1 {
+        let mut c = unshare();
+        c.arg(SEXTON);
+        c
+    } else {
+        Command::new(SEXTON)
+    };
+    // A long grace: A lives through it, so every signal init sends it
+    // meanwhile is logged before the SIGKILL.
+    cmd.args([
+        "init",
+        "--grace",
+        "3s",
+        "--",
+        "python3",
+        "-c",
+        TWO_LEFTOVERS,
+    ])
+    .args([SIGLOG, &a, &b]);
+    let mut g = Guard::spawn(&mut cmd);
+    let status = g.wait(Duration::from_secs(60));
+    assert_eq!(status.code(), Some(3), "{status:?}");
+    // B was stopped when the program exited: init resumed it and it
+    // acted on the stop signal.
+    assert_eq!(
+        logged(&b, "TERM"),
+        1,
+        "stopped leftover: {:?}",
+        log_lines(&b)
+    );
+    // A was running: the stop signal, and no SIGCONT from init (the one
+    // it logged is the program's).
+    assert_eq!(
+        logged(&a, "TERM"),
+        1,
+        "running leftover: {:?}",
+        log_lines(&a)
+    );
+    assert_eq!(
+        logged(&a, "CONT"),
+        1,
+        "a running leftover got SIGCONT: {:?}",
+        log_lines(&a)
+    );
+}
+
+#[test]
+fn only_stopped_leftovers_get_sigcont() {
+    leftovers_get_cont_only_when_stopped(false);
+}
+
+#[test]
+fn only_stopped_leftovers_get_sigcont_in_a_pid_namespace() {
+    if !can_unshare() {
+        return;
+    }
+    leftovers_get_cont_only_when_stopped(true);
+}

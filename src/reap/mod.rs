@@ -15,9 +15,10 @@
 //! one race, the loop reaping the leader before the tree does, is closed
 //! by handing the status to the tree ([`Tree::set_leader_exit`]).
 //!
-//! When the program exits, every remaining process gets the stop signal,
-//! then SIGKILL after the grace period; sexton exits with the program's
-//! status once nothing is left. As PID 1 "every remaining process" is
+//! When the program exits, every remaining process gets the stop signal
+//! (and SIGCONT if it is stopped, so that it can act on it), then SIGKILL
+//! after the grace period; sexton exits with the program's status once
+//! nothing is left. As PID 1 "every remaining process" is
 //! `kill(-1)`, everything in the namespace; elsewhere it is the tracked
 //! tree (descendants and adopted orphans).
 //!
@@ -242,12 +243,7 @@ impl Init {
                 } else {
                     tree.signal(self.stop);
                 }
-                // Stopped processes cannot act on the stop signal.
-                if pid1 {
-                    let _ = sys::kill_raw(-1, Signal::SIGCONT as i32);
-                } else {
-                    tree.signal(Signal::SIGCONT);
-                }
+                resume_stopped(tree, pid1);
                 Phase::Grace {
                     until: Instant::now() + self.grace,
                 }
@@ -285,6 +281,29 @@ impl Init {
         }
         if self.forwarding.forward(signo, leader) == Forwarded::JobStop && !pid1 {
             let _ = nix::sys::signal::kill(Pid::this(), Signal::SIGSTOP);
+        }
+    }
+}
+
+/// SIGCONT for the leftovers that are stopped (state `T`), which could
+/// not act on the stop signal otherwise; the others get none (a SIGCONT
+/// is a signal like any other, which a program may count or act on).
+/// The leftovers are the tree's live members, or as PID 1 every process
+/// in /proc but sexton: this assumes /proc is this namespace's, as in
+/// any container. With another namespace's /proc (or none) a stopped
+/// leftover misses its SIGCONT and gets the SIGKILL after the grace, and
+/// a process here may get a needless SIGCONT (which every leftover got
+/// before). The stop signal is sent first; a process that stops after
+/// the look is not resumed.
+fn resume_stopped(tree: &mut Tree, pid1: bool) {
+    let leftovers = if pid1 {
+        crate::procfs::processes()
+    } else {
+        tree.members()
+    };
+    for p in leftovers {
+        if p.state == 'T' && p.pid != std::process::id() as i32 {
+            let _ = sys::kill_raw(p.pid, Signal::SIGCONT as i32);
         }
     }
 }
