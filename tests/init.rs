@@ -880,3 +880,30 @@ fn only_stopped_leftovers_get_sigcont_in_a_pid_namespace() {
     }
     leftovers_get_cont_only_when_stopped(true);
 }
+
+#[test]
+fn init_moves_to_root_and_leaves_the_program_its_cwd() {
+    let dir = TempDir::new("cwd");
+    let here = std::fs::canonicalize(&dir.0).unwrap();
+    let mut cmd = Command::new(SEXTON);
+    cmd.args(["init", "--", "sleep", "100"]).current_dir(&here);
+    let mut g = Guard::spawn(&mut cmd);
+    let init = g.pid();
+    let mut prog = 0;
+    assert!(poll_until(Duration::from_secs(20), || {
+        prog = descendants(init).first().copied().unwrap_or(0);
+        prog != 0 && sexton::procfs::process(prog).is_some_and(|p| p.comm == "sleep")
+    }));
+    let cwd = |pid: i32| std::fs::read_link(format!("/proc/{pid}/cwd")).ok();
+    // The program runs where it was started (so "/" below is not where
+    // everything runs anyway).
+    assert_eq!(cwd(prog), Some(here.clone()));
+    assert!(
+        poll_until(Duration::from_secs(20), || cwd(init)
+            == Some(std::path::PathBuf::from("/"))),
+        "init still pins {:?}",
+        cwd(init)
+    );
+    kill(Pid::from_raw(init), Signal::SIGTERM).unwrap();
+    assert_eq!(g.wait(Duration::from_secs(30)).code(), Some(143));
+}

@@ -156,8 +156,9 @@ impl Init {
     }
 
     /// Runs `cmd` under this init until it and every other process below
-    /// sexton are gone. Blocks every catchable signal in the calling
-    /// thread for good: meant to be the whole life of the process.
+    /// sexton are gone. Blocks every signal in the calling thread for
+    /// good and changes the working directory to `/` once `cmd` has
+    /// started: meant to be the whole life of the process.
     pub fn run(&self, cmd: &mut std::process::Command) -> Result<InitOutcome, InitError> {
         let pid1 = std::process::id() == 1;
         // Taken before sexton blocks every signal for its signalfd.
@@ -172,6 +173,10 @@ impl Init {
         };
         let mut tree = Tree::spawn(cmd, Tracking::Subreaper, setup)?;
         let leader = tree.leader().as_raw();
+        // Pin no directory for the program's whole life (as catatonit and
+        // dumb-init): the caller's may be on a filesystem to unmount. The
+        // program keeps its own; nothing below opens a relative path.
+        let _ = nix::unistd::chdir("/");
         shed_startup_pages();
         let mut phase = Phase::Running;
         let mut reaped = 0u64;
