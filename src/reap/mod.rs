@@ -15,9 +15,10 @@
 //! one race, the loop reaping the leader before the tree does, is closed
 //! by handing the status to the tree ([`Tree::set_leader_exit`]).
 //!
-//! When the program exits, every remaining process gets the stop signal,
-//! then SIGKILL after the grace period; sexton exits with the program's
-//! status once nothing is left. As PID 1 "every remaining process" is
+//! When the program exits, every remaining process gets the stop signal
+//! (and SIGCONT if it is stopped, so that it can act on it), then SIGKILL
+//! after the grace period; sexton exits with the program's status once
+//! nothing is left. As PID 1 "every remaining process" is
 //! `kill(-1)`, everything in the namespace; elsewhere it is the tracked
 //! tree (descendants and adopted orphans).
 //!
@@ -36,7 +37,7 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::Signal;
 use nix::unistd::Pid;
-use signals::{Forwarded, Forwarding};
+use signals::{Forwarded, Forwarding, Origin};
 use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::process::ExitStatusExt;
@@ -155,8 +156,9 @@ impl Init {
     }
 
     /// Runs `cmd` under this init until it and every other process below
-    /// sexton are gone. Blocks every catchable signal in the calling
-    /// thread for good: meant to be the whole life of the process.
+    /// sexton are gone. Blocks every signal in the calling thread for
+    /// good and changes the working directory to `/` once `cmd` has
+    /// started: meant to be the whole life of the process.
     pub fn run(&self, cmd: &mut std::process::Command) -> Result<InitOutcome, InitError> {
         let pid1 = std::process::id() == 1;
         // Taken before sexton blocks every signal for its signalfd.
@@ -171,6 +173,10 @@ impl Init {
         };
         let mut tree = Tree::spawn(cmd, Tracking::Subreaper, setup)?;
         let leader = tree.leader().as_raw();
+        // Pin no directory for the program's whole life (as catatonit and
+        // dumb-init): the caller's may be on a filesystem to unmount. The
+        // program keeps its own; nothing below opens a relative path.
+        let _ = nix::unistd::chdir("/");
         shed_startup_pages();
         let mut phase = Phase::Running;
         let mut reaped = 0u64;
@@ -203,7 +209,9 @@ impl Init {
             wait_readable(sfd.as_fd(), timeout)?;
             loop {
                 match sfd.read_signal() {
-                    Ok(Some(info)) => self.on_signal(info.ssi_signo as i32, leader, pid1),
+                    Ok(Some(info)) => {
+                        self.on_signal(info.ssi_signo as i32, info.ssi_code, leader, pid1)
+                    }
                     Ok(None) => break,
                     Err(Errno::EINTR) => continue,
                     Err(e) => return Err(InitError::Signals(e.into())),
@@ -240,12 +248,7 @@ impl Init {
                 } else {
                     tree.signal(self.stop);
                 }
-                // Stopped processes cannot act on the stop signal.
-                if pid1 {
-                    let _ = sys::kill_raw(-1, Signal::SIGCONT as i32);
-                } else {
-                    tree.signal(Signal::SIGCONT);
-                }
+                resume_stopped(tree, pid1);
                 Phase::Grace {
                     until: Instant::now() + self.grace,
                 }
@@ -269,13 +272,43 @@ impl Init {
         }
     }
 
-    /// Forwards one signal. A terminal-stop signal stops the program's
+    /// Forwards one signal with `si_code` `code`. Every signal another
+    /// process sent is forwarded, the fault signals included; a fault
+    /// signal the kernel raised about sexton itself ends it as it would
+    /// without the mask. A terminal-stop signal stops the program's
     /// group with SIGSTOP and, when sexton is not PID 1, sexton itself,
     /// so that the shell it runs under sees the job stop; SIGCONT (which
     /// resumes sexton by itself) is then forwarded like any other signal.
-    fn on_signal(&self, signo: i32, leader: i32, pid1: bool) {
+    fn on_signal(&self, signo: i32, code: i32, leader: i32, pid1: bool) {
+        if signals::origin(signo, code) == Origin::OwnFault {
+            signals::die_of(signo);
+            return;
+        }
         if self.forwarding.forward(signo, leader) == Forwarded::JobStop && !pid1 {
             let _ = nix::sys::signal::kill(Pid::this(), Signal::SIGSTOP);
+        }
+    }
+}
+
+/// SIGCONT for the leftovers that are stopped (state `T`), which could
+/// not act on the stop signal otherwise; the others get none (a SIGCONT
+/// is a signal like any other, which a program may count or act on).
+/// The leftovers are the tree's live members, or as PID 1 every process
+/// in /proc but sexton: this assumes /proc is this namespace's, as in
+/// any container. With another namespace's /proc (or none) a stopped
+/// leftover misses its SIGCONT and gets the SIGKILL after the grace, and
+/// a process here may get a needless SIGCONT (which every leftover got
+/// before). The stop signal is sent first; a process that stops after
+/// the look is not resumed.
+fn resume_stopped(tree: &mut Tree, pid1: bool) {
+    let leftovers = if pid1 {
+        crate::procfs::processes()
+    } else {
+        tree.members()
+    };
+    for p in leftovers {
+        if p.state == 'T' && p.pid != std::process::id() as i32 {
+            let _ = sys::kill_raw(p.pid, Signal::SIGCONT as i32);
         }
     }
 }

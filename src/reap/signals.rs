@@ -1,12 +1,23 @@
-//! Signals of an init: every catchable signal is blocked and read from a
-//! signalfd, then forwarded to the program (or its process group) after
-//! an optional rewrite.
+//! Signals of an init: every signal is blocked and read from a signalfd,
+//! then forwarded to the program (or its process group) after an
+//! optional rewrite.
 //!
 //! Blocking instead of handling means no handler ever interrupts a system
 //! call of sexton's (defect D3 cannot happen), and PID 1 still receives
 //! signals the kernel would drop for an init without handlers: a blocked
-//! signal is always queued. The fault signals (SEGV, BUS, FPE, ILL, SYS,
-//! TRAP, ABRT) stay unblocked, so a bug in sexton is a crash, not a hang.
+//! signal is always queued.
+//!
+//! The fault signals (SEGV, BUS, FPE, ILL, SYS, TRAP, ABRT) are blocked
+//! too, so that another process's `kill -SEGV` reaches the program
+//! instead of killing sexton and orphaning it (dumb-init forwards them
+//! likewise). A real fault in sexton still ends it: the kernel delivers a
+//! synchronous fault by force (`force_sig_fault` unblocks the signal and
+//! resets its action to the default), and `abort(3)` unblocks SIGABRT
+//! before raising it. What the signalfd yields is then sorted by
+//! `si_code` ([`Origin`]): a signal some process sent (`kill`, `sigqueue`,
+//! `tkill`: `si_code <= 0`) is forwarded, a fault signal the kernel raised
+//! about sexton (`si_code > 0`, such as an asynchronous SIGBUS on a
+//! memory error) kills sexton as it would without the mask ([`die_of`]).
 //!
 //! Forwarding is allocation-free: the rewrite table is a fixed array and
 //! delivery is one `kill(2)`.
@@ -29,23 +40,61 @@ const FAULTS: [Signal; 7] = [
     Signal::SIGABRT,
 ];
 
-/// The terminal-stop signals: forwarded as SIGSTOP unless rewritten.
+/// The terminal-stop signals: forwarded as SIGSTOP to the program's
+/// group (dumb-init's default), as themselves to the program alone.
 const JOB_STOPS: [Signal; 3] = [Signal::SIGTSTP, Signal::SIGTTIN, Signal::SIGTTOU];
 
-/// Blocks every catchable signal except the fault signals and returns a
+/// Blocks every signal (SIGKILL and SIGSTOP cannot be) and returns a
 /// non-blocking, close-on-exec signalfd for them
-/// (`sigprocmask(2)`, `signalfd(2)`). The child undoes the mask between
-/// fork and exec (`ChildSetup::reset_mask`).
+/// (`sigprocmask(2)`, `signalfd(2)`). The fault signals are blocked too
+/// (see the module documentation). The child sets the mask its program
+/// starts with between fork and exec (`ChildSetup`).
 pub fn block_all() -> io::Result<SignalFd> {
-    let mut set = SigSet::all();
-    for s in FAULTS {
-        set.remove(s);
-    }
+    let set = SigSet::all();
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)?;
     Ok(SignalFd::with_flags(
         &set,
         SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK,
     )?)
+}
+
+/// Where a signal read from the signalfd comes from, by its `si_code`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// Sent by a process (`kill`, `sigqueue`, `tkill`: `si_code <= 0`),
+    /// or a non-fault signal from the kernel (SIGHUP on a hangup,
+    /// SIGCHLD): forwarded.
+    Sent,
+    /// A fault signal the kernel raised about sexton itself
+    /// (`si_code > 0`): sexton dies of it ([`die_of`]).
+    OwnFault,
+}
+
+/// Sorts signal `signo` with `si_code` `code` (the `ssi_code` of a
+/// signalfd read). No allocation.
+pub fn origin(signo: i32, code: i32) -> Origin {
+    if code > 0 && FAULTS.iter().any(|&f| f as i32 == signo) {
+        Origin::OwnFault
+    } else {
+        Origin::Sent
+    }
+}
+
+/// Ends this process with `signo` the way the kernel would have without
+/// the mask: the action back to the default, the signal unblocked, then
+/// raised (`rt_sigaction(2)`, `sigprocmask(2)`, `tgkill(2)`). For a
+/// signal whose default action is to terminate this does not return,
+/// except in PID 1 of a namespace, where the kernel drops such a signal
+/// as it would have dropped the original.
+pub fn die_of(signo: i32) {
+    let Ok(sig) = Signal::try_from(signo) else {
+        return;
+    };
+    let _ = sys::default_disposition(signo);
+    let mut set = SigSet::empty();
+    set.add(sig);
+    let _ = sigprocmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
+    let _ = nix::sys::signal::raise(sig);
 }
 
 /// Where a forwarded signal goes and what it becomes.
@@ -55,7 +104,9 @@ pub struct Forwarding {
     map: [u8; NSIG],
     /// Signals the user rewrote explicitly.
     explicit: [bool; NSIG],
-    /// Only the program, not its process group.
+    /// Only the program, not its process group. The terminal-stop
+    /// signals then go as they came: the program decides whether it
+    /// stops (a shell or an editor catches TSTP).
     pub child_only: bool,
 }
 
@@ -83,7 +134,8 @@ pub enum Forwarded {
     Dropped,
     /// Sent as this signal number.
     Sent(i32),
-    /// A terminal-stop signal, sent as SIGSTOP: an init that is not PID 1
+    /// A terminal-stop signal that was not rewritten, sent as SIGSTOP to
+    /// the group (as itself with `child_only`): an init that is not PID 1
     /// should now stop itself too, so that its shell sees the job stop.
     JobStop,
 }
@@ -103,6 +155,9 @@ impl Forwarding {
         if signo == Signal::SIGCHLD as i32 || !(1..NSIG as i32).contains(&signo) {
             return 0;
         }
+        if self.child_only && is_job_stop(signo) && !self.explicit[signo as usize] {
+            return signo;
+        }
         self.map[signo as usize] as i32
     }
 
@@ -116,14 +171,16 @@ impl Forwarding {
         }
         let pid = if self.child_only { leader } else { -leader };
         let _ = sys::kill_raw(pid, to);
-        let job_stop =
-            JOB_STOPS.iter().any(|&s| s as i32 == signo) && !self.explicit[signo as usize];
-        if job_stop {
+        if is_job_stop(signo) && !self.explicit[signo as usize] {
             Forwarded::JobStop
         } else {
             Forwarded::Sent(to)
         }
     }
+}
+
+fn is_job_stop(signo: i32) -> bool {
+    JOB_STOPS.iter().any(|&s| s as i32 == signo)
 }
 
 #[cfg(test)]
@@ -142,6 +199,21 @@ mod tests {
     }
 
     #[test]
+    fn child_only_keeps_terminal_stops() {
+        let mut f = Forwarding {
+            child_only: true,
+            ..Forwarding::default()
+        };
+        for s in JOB_STOPS {
+            assert_eq!(f.target(s as i32), s as i32);
+        }
+        assert_eq!(f.target(Signal::SIGTERM as i32), Signal::SIGTERM as i32);
+        // An explicit rewrite still wins.
+        f.rewrite(Signal::SIGTSTP as i32, Signal::SIGSTOP as i32);
+        assert_eq!(f.target(Signal::SIGTSTP as i32), Signal::SIGSTOP as i32);
+    }
+
+    #[test]
     fn rewrites() {
         let mut f = Forwarding::default();
         f.rewrite(Signal::SIGTERM as i32, Signal::SIGQUIT as i32);
@@ -150,5 +222,80 @@ mod tests {
         assert_eq!(f.target(Signal::SIGTERM as i32), Signal::SIGQUIT as i32);
         assert_eq!(f.target(Signal::SIGWINCH as i32), 0);
         assert_eq!(f.target(Signal::SIGTSTP as i32), Signal::SIGTSTP as i32);
+    }
+
+    /// Runs `fault_case` below in a process of its own (this test binary
+    /// again, core dumps off) with `SEXTON_FAULT_CASE=case`; returns how
+    /// it ended.
+    fn run_case(case: &str) -> std::process::ExitStatus {
+        let exe = std::env::current_exe().unwrap();
+        std::process::Command::new("sh")
+            .args(["-c", r#"ulimit -c 0 && exec "$0" "$@""#])
+            .arg(exe)
+            .args([
+                "--exact",
+                "reap::signals::tests::fault_case",
+                "--test-threads=1",
+            ])
+            .env("SEXTON_FAULT_CASE", case)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap()
+    }
+
+    /// One case of the fault tests when run by [`run_case`]; nothing
+    /// otherwise.
+    #[test]
+    fn fault_case() {
+        let Ok(case) = std::env::var("SEXTON_FAULT_CASE") else {
+            return;
+        };
+        let _sfd = block_all().expect("block_all");
+        let mask = SigSet::thread_get_mask().expect("mask");
+        if !FAULTS.iter().all(|&f| mask.contains(f)) {
+            // Not the premise of the test: a status of its own.
+            std::process::exit(3);
+        }
+        match case.as_str() {
+            "segv" => {
+                use nix::sys::mman::{MapFlags, ProtFlags, mmap_anonymous};
+                let len = std::num::NonZeroUsize::new(4096).unwrap();
+                // SAFETY: a fresh private anonymous mapping nobody else
+                // uses; reading it faults by design, in a process that
+                // exists for it.
+                unsafe {
+                    let page =
+                        mmap_anonymous(None, len, ProtFlags::PROT_NONE, MapFlags::MAP_PRIVATE)
+                            .expect("mmap");
+                    std::ptr::read_volatile(page.as_ptr() as *const u8);
+                }
+            }
+            "abort" => std::process::abort(),
+            other => panic!("unknown case {other}"),
+        }
+    }
+
+    #[test]
+    fn a_real_fault_still_kills_with_every_signal_blocked() {
+        use std::os::unix::process::ExitStatusExt;
+        // A read of a PROT_NONE page: a synchronous SIGSEGV, which the
+        // kernel forces through the mask.
+        let st = run_case("segv");
+        assert_eq!(st.signal(), Some(libc::SIGSEGV), "{st:?}");
+        // abort(3), what a panic does in the release profile, unblocks
+        // SIGABRT before raising it.
+        let st = run_case("abort");
+        assert_eq!(st.signal(), Some(libc::SIGABRT), "{st:?}");
+    }
+
+    #[test]
+    fn origins() {
+        assert_eq!(origin(Signal::SIGSEGV as i32, 0), Origin::Sent); // SI_USER
+        assert_eq!(origin(Signal::SIGSEGV as i32, -1), Origin::Sent); // SI_QUEUE
+        assert_eq!(origin(Signal::SIGABRT as i32, -6), Origin::Sent); // SI_TKILL
+        assert_eq!(origin(Signal::SIGBUS as i32, 5), Origin::OwnFault); // BUS_MCEERR_AO
+        assert_eq!(origin(Signal::SIGHUP as i32, 0x80), Origin::Sent); // SI_KERNEL, a hangup
+        assert_eq!(origin(Signal::SIGCHLD as i32, 1), Origin::Sent); // CLD_EXITED
     }
 }

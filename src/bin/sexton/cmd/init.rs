@@ -11,12 +11,15 @@ use std::time::Duration;
 /// An init for containers and a subreaper elsewhere: reaps every
 /// process, forwards signals, stops leftovers when PROGRAM exits.
 ///
-/// Terminal-stop signals (TSTP, TTIN, TTOU) are forwarded as STOP, and
-/// sexton never stops itself as PID 1; when not PID 1 it then stops too,
-/// so the shell sees the job stop (CONT resumes both).
+/// Every signal is forwarded, the fault signals (SEGV, ABRT...) that
+/// another process sends included. Terminal-stop signals (TSTP, TTIN,
+/// TTOU) are forwarded as STOP to the program's group, as themselves
+/// with --child-only; sexton never stops itself as PID 1; when not PID 1
+/// it then stops too, so the shell sees the job stop (CONT resumes both).
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// Forward signals to PROGRAM alone, not to its process group.
+    /// Forward signals to PROGRAM alone, not to its process group
+    /// (terminal-stop signals unchanged, not as STOP).
     #[arg(long)]
     pub child_only: bool,
     /// Forward signal FROM as TO (TO 0: do not forward FROM); repeatable.
