@@ -1480,3 +1480,26 @@ fn d10_respawn_restarts_a_program_killed_by_a_realtime_signal() {
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(!alive(new));
 }
+
+/// A log that is a FIFO nobody reads must not hang the caller: it is a
+/// one-line error at once (opening it used to block until a reader came).
+#[test]
+fn d9_a_log_fifo_without_a_reader_is_an_error_not_a_hang() {
+    let dir = Scratch::new("fifo-log");
+    let fifo = dir.path("log.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let ran = dir.path("ran");
+    let mut c = Command::new(SEXTON);
+    c.args(["daemon", "--log", fifo.to_str().unwrap(), "--", "touch"])
+        .arg(&ran)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = KillOnDrop(c.spawn().unwrap());
+    let status = poll("the daemon start to return", || child.0.try_wait().unwrap());
+    assert_eq!(status.code(), Some(1));
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut err).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("FIFO"), "{err}");
+    assert!(!ran.exists(), "the program must not run");
+}

@@ -181,19 +181,20 @@ fn poll_until(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
 }
 
 /// Whether this machine lets us make a PID namespace (root, no seccomp).
+/// When it does not, every test that asks says so in its own output.
 fn can_unshare() -> bool {
     static OK: OnceLock<bool> = OnceLock::new();
-    *OK.get_or_init(|| {
-        let ok = Command::new("unshare")
+    let ok = *OK.get_or_init(|| {
+        Command::new("unshare")
             .args(["--pid", "--fork", "--mount-proc", "true"])
             .stderr(Stdio::null())
             .status()
-            .is_ok_and(|s| s.success());
-        if !ok {
-            eprintln!("note: unshare --pid is not allowed here; PID-1 variants skipped");
-        }
-        ok
-    })
+            .is_ok_and(|s| s.success())
+    });
+    if !ok {
+        eprintln!("skipping: unshare --pid is not allowed here (this is a PID-1 variant)");
+    }
+    ok
 }
 
 fn unshare() -> Command {

@@ -690,6 +690,10 @@ fn d6_a_slow_reader_gets_every_byte() {
             slow,
         );
         assert_eq!(p.got.len(), data.len(), "{mode} --log: bytes lost");
+        // check streams the program's output the same way.
+        let p = piped(&s, SEXTON, &["check", "--", "cat", bigp], slow);
+        assert_eq!(p.got.len(), data.len(), "check: bytes lost");
+        assert_eq!(p.shell_status(), 0, "check: {}", p.stderr);
         // A leftover keeps the pipe open: what the program wrote is still
         // all delivered, then sexton stops reading and names the holder.
         let script = format!(

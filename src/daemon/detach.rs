@@ -102,14 +102,26 @@ pub fn dev_null() -> io::Result<OwnedFd> {
 }
 
 /// Opens a log file for appending (created 0644 less the umask).
+///
+/// Opened with `O_NONBLOCK | O_NOCTTY` so that a FIFO nobody reads fails
+/// at once (ENXIO) instead of blocking the caller, and a terminal never
+/// becomes a controlling one; the flag is then cleared, so writes block
+/// like any log's.
 pub fn append(path: &Path) -> io::Result<OwnedFd> {
-    Ok(OpenOptions::new()
+    let f = OpenOptions::new()
         .append(true)
         .create(true)
         .mode(0o644)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(path)?
-        .into())
+        .custom_flags(libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ENXIO) => io::Error::other("a FIFO that nobody reads"),
+            _ => e,
+        })?;
+    let fl = nix::fcntl::fcntl(&f, nix::fcntl::FcntlArg::F_GETFL)?;
+    let fl = nix::fcntl::OFlag::from_bits_retain(fl) & !nix::fcntl::OFlag::O_NONBLOCK;
+    nix::fcntl::fcntl(&f, nix::fcntl::FcntlArg::F_SETFL(fl))?;
+    Ok(f.into())
 }
 
 /// Steps 4 to 7 in the monitor: cwd, umask, stdio, fds, signals. Every
