@@ -796,3 +796,37 @@ fn start_order_of_a_hand_made_cycle_still_lists_every_service() {
     };
     assert_eq!(c.start_order(), ["c", "a", "b"]);
 }
+
+#[test]
+fn the_env_file_example_of_the_documentation_reads_as_documented() {
+    let doc = include_str!("../../../docs/supervisor-config.md");
+    let (_, rest) = doc.split_once("```sh\n# a comment\n").unwrap();
+    let (example, _) = rest.split_once("```").unwrap();
+    let d = TempDir::new();
+    d.write("doc.env", example);
+    d.write(
+        TOML_NAME,
+        "[services.web]\ncommand = \"w\"\nenv_file = \"doc.env\"\n",
+    );
+    let c = Config::load(&d.0, None).unwrap();
+    let env: BTreeMap<String, String> = c.services["web"]
+        .env
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone().into_string().unwrap(),
+                v.clone().into_string().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(env["PORT"], "8000");
+    assert_eq!(env["MODE"], "production");
+    assert_eq!(env["GREETING"], "hello world");
+    assert_eq!(env["MOTD"], "line one\nline two");
+    if std::env::var_os("DB_PORT").is_some() {
+        eprintln!("DATABASE_URL not checked: DB_PORT is set in this environment and wins");
+    } else {
+        assert_eq!(env["DATABASE_URL"], "postgres://db:5432/app");
+    }
+    assert_eq!(env.len(), 6);
+}
