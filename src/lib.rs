@@ -19,6 +19,7 @@ pub mod pipes;
 pub mod procfs;
 pub mod reap;
 pub mod run;
+pub mod supervise;
 pub mod sys;
 pub mod tree;
 

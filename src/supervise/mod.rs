@@ -1,0 +1,7 @@
+//! The supervisor behind `sexton up`: a set of long-running services kept
+//! alive, started in dependency order and stopped in reverse.
+//!
+//! - [`config`]: finds, parses and checks `sexton.toml` or a `Procfile`
+//!   before anything is started.
+
+pub mod config;
