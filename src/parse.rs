@@ -32,7 +32,8 @@ pub enum ParseError {
 /// would make that addition panic).
 pub const MAX_DURATION: Duration = Duration::from_secs(i64::MAX as u64 / 4);
 
-/// Parses a duration the way GNU `timeout` and the spec accept it.
+/// Parses a duration the way GNU `timeout` accepts it, plus `250ms` and
+/// `1h30m` (see docs/run.md).
 ///
 /// - GNU form: a decimal number, optionally signed, fractional or in
 ///   scientific notation (`10`, `.1`, `9.999999999`, `2.34e+5`, `inf`),

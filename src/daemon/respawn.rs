@@ -2,7 +2,7 @@
 //!
 //! Exponential backoff: the first restart waits `backoff` (1s), each
 //! quick death after that doubles the wait up to `backoff_max` (60s). A
-//! program that ran longer than `interval` (60s) before dying was
+//! program that ran longer than `healthy_after` (60s) before dying was
 //! healthy: its wait goes back to `backoff`. Crash-loop limit: when
 //! `limit` (5) starts fell within the last `interval` and the program
 //! died again, the monitor gives up.
@@ -24,6 +24,10 @@ pub struct Respawn {
     pub limit: u32,
     /// The crash-loop window (`--respawn-interval`, default 60s).
     pub interval: Duration,
+    /// A run this long was healthy: the next wait starts over from
+    /// `backoff` (the daemon: the crash-loop window; the supervisor:
+    /// ten times `backoff_initial`).
+    pub healthy_after: Duration,
 }
 
 impl Default for Respawn {
@@ -33,6 +37,7 @@ impl Default for Respawn {
             backoff_max: Duration::from_secs(60),
             limit: 5,
             interval: Duration::from_secs(60),
+            healthy_after: Duration::from_secs(60),
         }
     }
 }
@@ -86,7 +91,7 @@ impl Backoff {
             .starts
             .back()
             .map_or(Duration::ZERO, |&s| at.saturating_duration_since(s));
-        if recent == 0 || ran > window {
+        if recent == 0 || ran > self.policy.healthy_after {
             // Healthy for a whole window: start over from the first wait.
             self.next = self.policy.backoff;
         }

@@ -155,10 +155,12 @@ const SMALL_MOVE: usize = 64 * 1024;
 /// Bytes moved per read when copying.
 const CHUNK: usize = 256 * 1024;
 
-/// Makes a pipe for one output stream: the read end (non-blocking,
-/// CLOEXEC) stays with sexton, the write end (CLOEXEC; std dup2s it onto
-/// fd 1 or 2 in the child) goes to the program.
-pub fn output_pipe(name: &'static str, sink: Sink) -> std::io::Result<(Reader, OwnedFd)> {
+/// Makes a pipe for one of a program's output streams: the read end
+/// (non-blocking, CLOEXEC, enlarged) stays with sexton, the write end
+/// (CLOEXEC, blocking; the spawn dup2s it onto fd 1 or 2) goes to the
+/// program. Returns both ends and the pipe's inode (how the holders of
+/// the pipe are recognised in /proc).
+pub fn pipe_pair() -> std::io::Result<(OwnedFd, OwnedFd, u64)> {
     let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)?;
     // The program's end must block like any ordinary stdout.
     fcntl(&w, nix::fcntl::FcntlArg::F_SETFL(OFlag::empty()))?;
@@ -166,6 +168,38 @@ pub fn output_pipe(name: &'static str, sink: Sink) -> std::io::Result<(Reader, O
     // sexton; best effort (the default 64 KiB works, just slower).
     let _ = fcntl(&r, nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));
     let ino = nix::sys::stat::fstat(&r)?.st_ino;
+    Ok((r, w, ino))
+}
+
+/// What one non-blocking read of a pipe gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Got {
+    /// This many bytes, at the start of the buffer.
+    Data(usize),
+    /// Nothing for now (EAGAIN).
+    Nothing,
+    /// Every writer has closed the pipe.
+    Eof,
+}
+
+/// One `read(2)` of a non-blocking fd into `buf`, EINTR retried; any
+/// error other than EAGAIN counts as the end of the stream.
+pub fn read_available(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Got {
+    loop {
+        match nix::unistd::read(fd, buf) {
+            Ok(0) => return Got::Eof,
+            Ok(n) => return Got::Data(n),
+            Err(Errno::EINTR) => continue,
+            Err(Errno::EAGAIN) => return Got::Nothing,
+            Err(_) => return Got::Eof,
+        }
+    }
+}
+
+/// Makes a pipe for one output stream with [`pipe_pair`], its read end
+/// wrapped as a [`Reader`] that moves what comes into `sink`.
+pub fn output_pipe(name: &'static str, sink: Sink) -> std::io::Result<(Reader, OwnedFd)> {
+    let (r, w, ino) = pipe_pair()?;
     Ok((
         Reader {
             name,

@@ -494,8 +494,11 @@ fn spawn(
     let setup_err = |what: &'static str| move |e| RunError::Setup { what, source: e };
     // The caller's fd 1 and fd 2 are one open file (`2>&1`): one pipe for
     // both keeps the order of the program's lines.
-    let merge =
-        cmd.stdout == Output::Forward && cmd.stderr == Output::Forward && sys_same_open_file(1, 2);
+    // (Forwarded, or forwarded and kept for the log, both the same way;
+    // the log's `stdout` then holds both streams.)
+    let merge = cmd.stdout == cmd.stderr
+        && matches!(cmd.stdout, Output::Forward | Output::Tee)
+        && sys_same_open_file(1, 2);
     for (name, mode, fd) in [("stdout", cmd.stdout, 1), ("stderr", cmd.stderr, 2)] {
         if merge && fd == 2 {
             continue;

@@ -38,21 +38,37 @@ pub fn append(path: &Path, outcome: &Outcome) -> io::Result<()> {
         .read_to_end(&mut raw)?;
     let tail = String::from_utf8_lossy(&raw);
 
-    let mut doc = serde_json::to_value(outcome).map_err(io::Error::other)?;
-    for (stream, raw, total) in [
-        ("stdout", &outcome.stdout_raw, outcome.stdout_bytes),
-        ("stderr", &outcome.stderr_raw, outcome.stderr_bytes),
-    ] {
+    // The document as the line keeps it: each stream trimmed to its
+    // head and tail, and the counts saying what the line does not hold.
+    let trim = |raw: &[u8]| {
         let mut cap = Capture::new(Some(STREAM_LIMIT));
         cap.push(raw);
-        let trimmed = String::from_utf8_lossy(&cap.bytes()).into_owned();
+        cap.bytes()
+    };
+    let (out, err) = (trim(&outcome.stdout_raw), trim(&outcome.stderr_raw));
+    let mut kept = outcome.clone();
+    kept.set_output(
+        out.clone(),
+        outcome.stdout_bytes,
+        outcome.stdout_bytes - out.len() as u64,
+        err.clone(),
+        outcome.stderr_bytes,
+        outcome.stderr_bytes - err.len() as u64,
+    );
+    let mut doc = serde_json::to_value(&kept).map_err(io::Error::other)?;
+    for (stream, bytes, total) in [
+        ("stdout", &out, outcome.stdout_bytes),
+        ("stderr", &err, outcome.stderr_bytes),
+    ] {
+        let trimmed = String::from_utf8_lossy(bytes).into_owned();
         let same = previous_stream(&tail, &outcome.argv, stream)
             .is_some_and(|(text, bytes)| text == trimmed && bytes == total);
-        doc[stream] = if same {
-            json!({"same_as_previous": true})
-        } else {
-            Value::String(trimmed)
-        };
+        if same {
+            doc[stream] = json!({"same_as_previous": true});
+            if let Some(m) = doc.as_object_mut() {
+                m.remove(&format!("{stream}_base64"));
+            }
+        }
     }
     let mut line = serde_json::to_string(&doc).map_err(io::Error::other)?;
     line.push('\n');

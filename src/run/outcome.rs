@@ -1,4 +1,5 @@
-//! The result of one run: the fields of the spec's result document.
+//! The result of one run: the fields of the result document
+//! (docs/run.md).
 
 use serde::Serialize;
 

@@ -30,7 +30,7 @@ pub mod signals;
 mod spawn;
 pub mod status;
 
-pub use spawn::{ChildSetup, DirectIo, Group, SignalState};
+pub use spawn::{ChildSetup, Credentials, DirectIo, Group, SignalState};
 
 use crate::procfs::{self, ProcInfo};
 use crate::sys::{self, Rusage};
@@ -247,6 +247,11 @@ impl Tree {
     /// Which backend follows this tree.
     pub fn mode(&self) -> Mode {
         self.mode
+    }
+
+    /// The tree's cgroup directory, in cgroup mode.
+    pub fn cgroup_path(&self) -> Option<&std::path::Path> {
+        self.cgroup.as_ref().map(|c| c.path())
     }
 
     /// The pid of the program that was spawned.
@@ -707,6 +712,14 @@ impl Drop for Tree {
             }
         }
     }
+}
+
+/// Sends `signo` to each process described, as [`signal_checked`] does
+/// (a pid reused since the description was read is never signalled);
+/// returns how many were signalled. For processes outside any tree this
+/// process runs (what a crashed supervisor left).
+pub fn kill_checked(procs: &[&ProcInfo], signo: i32) -> usize {
+    procs.iter().filter(|p| signal_checked(p, signo)).count()
 }
 
 /// Sends `signo` to the process `p` describes, through a pidfd

@@ -65,6 +65,17 @@ pub enum Group {
     Join(i32),
 }
 
+/// The user a program runs as: set between fork and exec, groups first,
+/// then the group, then the user (`setgroups(2)`, `setgid(2)`,
+/// `setuid(2)`), so nothing of the spawner's privileges stays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub uid: u32,
+    pub gid: u32,
+    /// Supplementary groups (the primary one may be among them).
+    pub groups: Vec<u32>,
+}
+
 /// Fork-to-exec setup shared by every spawn into a tree.
 #[derive(Debug, Clone, Default)]
 pub struct ChildSetup {
@@ -88,6 +99,8 @@ pub struct ChildSetup {
     /// terminal on fd 0, when fd 0 is this session's terminal (`init`:
     /// the program in its own group can then read the terminal).
     pub foreground: bool,
+    /// Run the program as this user.
+    pub credentials: Option<Credentials>,
 }
 
 impl ChildSetup {
@@ -98,16 +111,22 @@ impl ChildSetup {
             Group::Join(pgid) => pgid,
         });
         let setup = self.clone();
+        // Built before the fork: the child must not allocate.
+        let groups: Vec<nix::unistd::Gid> = self
+            .credentials
+            .iter()
+            .flat_map(|c| c.groups.iter().map(|&g| nix::unistd::Gid::from_raw(g)))
+            .collect();
         let spawner = std::process::id() as i32;
         // SAFETY: the closure runs in the forked child before exec and
         // only makes async-signal-safe system calls (prctl, getppid, write,
         // sigprocmask, rt_sigaction, close_range/fcntl) on data prepared before the fork.
         unsafe {
-            cmd.pre_exec(move || setup.in_child(spawner));
+            cmd.pre_exec(move || setup.in_child(spawner, &groups));
         }
     }
 
-    fn in_child(&self, spawner: i32) -> io::Result<()> {
+    fn in_child(&self, spawner: i32, groups: &[nix::unistd::Gid]) -> io::Result<()> {
         if let Some(sig) = self.parent_death_signal {
             nix::sys::prctl::set_pdeathsig(sig).map_err(io::Error::from)?;
             if nix::unistd::getppid().as_raw() != spawner {
@@ -130,6 +149,11 @@ impl ChildSetup {
         }
         if self.foreground {
             take_terminal();
+        }
+        if let Some(c) = &self.credentials {
+            nix::unistd::setgroups(groups).map_err(io::Error::from)?;
+            nix::unistd::setgid(nix::unistd::Gid::from_raw(c.gid)).map_err(io::Error::from)?;
+            nix::unistd::setuid(nix::unistd::Uid::from_raw(c.uid)).map_err(io::Error::from)?;
         }
         // std has emptied the mask and reset SIGPIPE already; hand on what
         // the program is meant to start with.
@@ -205,7 +229,11 @@ pub(crate) fn spawn_into_cgroup(
 ) -> io::Result<Option<(i32, std::os::fd::OwnedFd)>> {
     use std::ffi::{CString, OsStr, OsString};
     use std::os::unix::ffi::OsStrExt;
-    if setup.reset_dispositions || setup.parent_death_signal.is_some() || setup.foreground {
+    if setup.reset_dispositions
+        || setup.parent_death_signal.is_some()
+        || setup.foreground
+        || setup.credentials.is_some()
+    {
         return Ok(None);
     }
     let cstr = |s: &OsStr| CString::new(s.as_bytes()).ok();

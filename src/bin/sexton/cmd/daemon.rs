@@ -150,6 +150,7 @@ fn start(a: DaemonArgs) -> i32 {
             backoff_max: a.respawn_max.unwrap_or(dflt.backoff_max).max(backoff),
             limit: a.respawn_limit.unwrap_or(dflt.limit),
             interval: a.respawn_interval.unwrap_or(dflt.interval),
+            healthy_after: a.respawn_interval.unwrap_or(dflt.interval),
         });
     }
     // SAFETY: sexton is single-threaded here (clap spawns no thread).
