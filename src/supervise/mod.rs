@@ -3,5 +3,8 @@
 //!
 //! - [`config`]: finds, parses and checks `sexton.toml` or a `Procfile`
 //!   before anything is started.
+//! - [`ready`]: readiness checks (tcp, cmd, log, notify) as state machines
+//!   of the one event loop.
 
 pub mod config;
+pub mod ready;
