@@ -1533,20 +1533,21 @@ fn d9_a_log_fifo_without_a_reader_is_an_error_not_a_hang() {
 // --------------------------------------------------------------- readiness
 
 /// A program that starts slowly: it records its pid (and an escapee's,
-/// started in a session of its own) in argv[1], prints a few lines on
-/// both streams, waits until the file argv[2] exists, then does what
-/// argv[3] says to become ready, and runs on:
+/// started in a session of its own; both have argv[1] on their command
+/// line) in argv[1], prints a few lines on both streams, waits until the
+/// file argv[2] exists, then does what argv[3] says to become ready,
+/// creates argv[1].acted, and runs on:
 /// - `listen PORT`: listens on 127.0.0.1:PORT;
 /// - `notify MESSAGE`: sends MESSAGE ("\n" for newlines) to $NOTIFY_SOCKET;
 /// - `print LINE`: prints LINE, then 3000 more numbered lines on each
-///   stream, then creates argv[1].done;
+///   stream;
 /// - `touch FILE`: creates FILE;
 /// - `nothing`.
 const SLOW_START: &str = r#"
 import os, socket, subprocess, sys, time
 marker, gate, action = sys.argv[1], sys.argv[2], sys.argv[3]
 arg = sys.argv[4] if len(sys.argv) > 4 else ""
-esc = subprocess.Popen(["sleep", "600"], start_new_session=True)
+esc = subprocess.Popen(["sh", "-c", "sleep 600; :", marker], start_new_session=True)
 with open(marker + ".tmp", "w") as f:
     f.write(f"{os.getpid()} {esc.pid}\n")
 os.rename(marker + ".tmp", marker)
@@ -1572,9 +1573,9 @@ elif action == "print":
     for i in range(3000):
         print(f"out line {i:05} " + "x" * 80, flush=True)
         print(f"err line {i:05} " + "y" * 80, file=sys.stderr, flush=True)
-    open(marker + ".done", "w").close()
 elif action == "touch":
     open(arg, "w").close()
+open(marker + ".acted", "w").close()
 time.sleep(600)
 "#;
 
@@ -1616,6 +1617,51 @@ struct Slow {
     marker: PathBuf,
     gate: PathBuf,
     script: PathBuf,
+}
+
+/// Live processes whose command line mentions `dir`: a case's monitor
+/// (its arguments name the pidfile), program and escapee.
+fn mentioning(dir: &Path) -> Vec<(i32, String)> {
+    // With the slash: another case's directory may extend this name.
+    let needle = format!("{}/", dir.display());
+    let me = std::process::id() as i32;
+    sexton::procfs::processes()
+        .into_iter()
+        .filter(|p| p.pid != me && alive(p.pid))
+        .filter_map(|p| {
+            let c = std::fs::read(format!("/proc/{}/cmdline", p.pid)).ok()?;
+            let c = String::from_utf8_lossy(&c).replace('\0', " ");
+            c.contains(&needle).then_some((p.pid, c))
+        })
+        .collect()
+}
+
+/// Cleans up after a failed test: every process of the case still
+/// running is killed (the guard's `--stop` comes first).
+impl Drop for Slow {
+    fn drop(&mut self) {
+        for (pid, _) in mentioning(&self.dir.0) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+/// After a failed start: nothing of the case runs but the monitor on its
+/// way out, which must then be gone too.
+fn nothing_left(slow: &Slow, what: &str) {
+    let left: Vec<(i32, String)> = mentioning(&slow.dir.0)
+        .into_iter()
+        .filter(|(_, c)| !c.starts_with(SEXTON))
+        .collect();
+    assert!(left.is_empty(), "{what}: left running: {left:?}");
+    assert!(!slow.pidfile.exists(), "{what}: pidfile left");
+    assert_eq!(lock_holder(&slow.pidfile), None, "{what}: lock held");
+    poll("the monitor to exit", || {
+        mentioning(&slow.dir.0).is_empty().then_some(())
+    });
 }
 
 impl Slow {
@@ -1762,7 +1808,7 @@ fn ready_log_matches_a_line_and_the_output_still_reaches_the_files() {
         starts_once_ready(&slow, &mut guard, &opts, &["print", "listening on 8080"]);
         // Written (into the pipes, at least) once the program says so;
         // the stop then delivers the rest.
-        let done = slow.dir.path("pids.done");
+        let done = slow.dir.path("pids.acted");
         poll("the program to print everything", || {
             done.exists().then_some(())
         });
@@ -1823,9 +1869,10 @@ fn same_lines(got: &[&str], want: &[String], what: &str) {
 }
 
 /// Each kind, with a program that never becomes ready (the negative
-/// control of each check: a near miss): the start fails after the
-/// timeout with the reason, and the monitor stops the whole tree (the
-/// escapee too) and removes the pidfile before the caller returns.
+/// control of each check: a near miss, done well within the timeout):
+/// the start fails after the timeout with the reason, and the monitor
+/// stops the whole tree (the escapee too) and removes the pidfile before
+/// the caller returns. The kinds run side by side.
 #[test]
 fn ready_timeout_fails_the_start_and_leaves_nothing() {
     let port = free_port().to_string();
@@ -1852,30 +1899,34 @@ fn ready_timeout_fails_the_start_and_leaves_nothing() {
             "cmd false: exited with status 1",
         ),
     ];
-    for (kind, check, action, detail) in cases {
-        let slow = Slow::new("ready-timeout");
-        let mut guard = Guard::new(&slow.pidfile);
-        // The gate is open from the start: the program does its near miss.
-        std::fs::write(&slow.gate, "").unwrap();
-        let mut caller =
-            daemon_child(&slow.args(&["--ready", &check, "--ready-timeout", "1s"], &action));
-        let (pid, esc) = slow_pids(&slow.marker);
-        guard.track(pid);
-        guard.track(esc);
-        let monitor = poll("the monitor", || lock_holder(&slow.pidfile));
-        guard.track(monitor);
-        let (status, err) = returned(&mut caller);
-        assert_eq!(status.code(), Some(1), "{kind}: {err}");
-        assert_eq!(err.lines().count(), 1, "{kind}: {err}");
-        assert!(err.contains("not ready within 1s"), "{kind}: {err}");
-        assert!(err.contains(detail), "{kind}: {err}");
-        // Gone by the time the caller returns: the tree, the pidfile.
-        assert!(!alive(pid), "{kind}: program left");
-        assert!(!alive(esc), "{kind}: escapee left");
-        assert!(!slow.pidfile.exists(), "{kind}: pidfile left");
-        assert_eq!(lock_holder(&slow.pidfile), None);
-        poll("the monitor to exit", || (!alive(monitor)).then_some(()));
-    }
+    std::thread::scope(|scope| {
+        for (kind, check, action, detail) in &cases {
+            scope.spawn(move || {
+                let slow = Slow::new("ready-timeout");
+                let _guard = Guard::new(&slow.pidfile);
+                // The gate is open from the start: the program does its
+                // near miss at once.
+                std::fs::write(&slow.gate, "").unwrap();
+                let mut caller =
+                    daemon_child(&slow.args(&["--ready", check, "--ready-timeout", "3s"], action));
+                let (status, err) = returned(&mut caller);
+                assert_eq!(status.code(), Some(1), "{kind}: {err}");
+                assert_eq!(err.lines().count(), 1, "{kind}: {err}");
+                assert!(err.contains("not ready within 3s"), "{kind}: {err}");
+                assert!(err.contains(detail), "{kind}: {err}");
+                assert!(
+                    slow.dir.path("pids.acted").exists(),
+                    "{kind}: the program did not get to its near miss within the timeout"
+                );
+                let (pid, esc) = slow_pids(&slow.marker);
+                assert!(
+                    !alive(pid) && !alive(esc),
+                    "{kind}: program or escapee left"
+                );
+                nothing_left(&slow, kind);
+            });
+        }
+    });
 }
 
 #[test]
@@ -1947,19 +1998,15 @@ fn start_fails_when_the_program_dies_within_200ms() {
 #[test]
 fn ready_check_that_cannot_run_fails_the_start() {
     let slow = Slow::new("ready-broken");
-    let mut guard = Guard::new(&slow.pidfile);
+    let _guard = Guard::new(&slow.pidfile);
     let mut caller = daemon_child(&slow.args(&["--ready", "cmd:no-such-check-here"], &["nothing"]));
-    let (pid, esc) = slow_pids(&slow.marker);
-    guard.track(pid);
-    guard.track(esc);
     let (status, err) = returned(&mut caller);
     assert_eq!(status.code(), Some(1), "{err}");
     assert!(
         err.contains("readiness check failed: cmd: no-such-check-here: command not found"),
         "{err}"
     );
-    assert!(!alive(pid) && !alive(esc));
-    assert!(!slow.pidfile.exists());
+    nothing_left(&slow, "broken check");
 }
 
 #[test]
