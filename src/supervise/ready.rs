@@ -33,7 +33,8 @@
 //! - **cmd**: the command runs as the program would (its user, working
 //!   directory and environment) with stdio on `/dev/null`, as a
 //!   [`Tree`] of its own, so it is tracked and killed like everything
-//!   else. Its leader's pidfd is the fd to poll. Exit 0 is ready; another
+//!   else. Its leader's pidfd is the fd to poll. The first run is one
+//!   [`CMD_RETRY`] after the check is built. Exit 0 is ready; another
 //!   status means try again after [`CMD_RETRY`]; a command still running
 //!   after [`CMD_TIMEOUT`] is killed (the whole tree) and counts as a failed
 //!   attempt. Dropping the check kills a command that still runs.
