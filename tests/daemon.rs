@@ -768,7 +768,13 @@ fn d10_respawn_backs_off_and_gives_up_at_the_limit() {
     let log = dir.path("log");
     let record = dir.path("starts");
     let _guard = Guard::new(&pidfile);
-    let script = format!("date +%s.%N >> {}; exit 3", record.display());
+    // The first run lives past the start (a program that dies within its
+    // first moments is a failed start, never restarted); the restarts
+    // die at once.
+    let script = format!(
+        "date +%s.%N >> {r}; [ $(wc -l < {r}) -gt 1 ] || sleep 1; exit 3",
+        r = record.display()
+    );
     let out = daemon(&[
         "--pidfile",
         pidfile.to_str().unwrap(),
@@ -791,7 +797,8 @@ fn d10_respawn_backs_off_and_gives_up_at_the_limit() {
     let t = starts(&record);
     assert_eq!(t.len(), 5, "starts: {t:?}");
     // Each wait is at least the backoff for that restart: 100, 200, 400,
-    // 800 ms (lower bounds only; the machine may be slow).
+    // 800 ms (lower bounds only; the machine may be slow; the first gap
+    // also holds the first run's second).
     for (i, pair) in t.windows(2).enumerate() {
         let gap = pair[1] - pair[0];
         let want = 0.1 * f64::from(1u32 << i);
@@ -810,7 +817,7 @@ fn d10_respawn_backs_off_and_gives_up_at_the_limit() {
 
     // Negative control: without --respawn, one start only.
     let record2 = dir.path("starts2");
-    let script = format!("date +%s.%N >> {}; exit 3", record2.display());
+    let script = format!("date +%s.%N >> {}; sleep 1; exit 3", record2.display());
     let out = daemon(&[
         "--pidfile",
         pidfile.to_str().unwrap(),
@@ -822,6 +829,25 @@ fn d10_respawn_backs_off_and_gives_up_at_the_limit() {
     assert!(out.status.success());
     poll("the monitor to end", || (!pidfile.exists()).then_some(()));
     assert_eq!(starts(&record2).len(), 1);
+    // A program that dies at once is a failed start, not restarted even
+    // with --respawn.
+    let record3 = dir.path("starts3");
+    let script = format!("date +%s.%N >> {}; exit 3", record3.display());
+    let out = daemon(&[
+        "--pidfile",
+        pidfile.to_str().unwrap(),
+        "--respawn",
+        "--respawn-backoff",
+        "100ms",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(!pidfile.exists());
+    assert!(lock_holder(&pidfile).is_none());
+    assert_eq!(starts(&record3).len(), 1);
 }
 
 #[test]
@@ -1502,4 +1528,566 @@ fn d9_a_log_fifo_without_a_reader_is_an_error_not_a_hang() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("FIFO"), "{err}");
     assert!(!ran.exists(), "the program must not run");
+}
+
+// --------------------------------------------------------------- readiness
+
+/// A program that starts slowly: it records its pid (and an escapee's,
+/// started in a session of its own; both have argv[1] on their command
+/// line) in argv[1], prints a few lines on both streams, waits until the
+/// file argv[2] exists, then does what argv[3] says to become ready,
+/// creates argv[1].acted, and runs on:
+/// - `listen PORT`: listens on 127.0.0.1:PORT;
+/// - `notify MESSAGE`: sends MESSAGE ("\n" for newlines) to $NOTIFY_SOCKET;
+/// - `print LINE`: prints LINE, then 3000 more numbered lines on each
+///   stream;
+/// - `touch FILE`: creates FILE;
+/// - `nothing`.
+const SLOW_START: &str = r#"
+import os, socket, subprocess, sys, time
+marker, gate, action = sys.argv[1], sys.argv[2], sys.argv[3]
+arg = sys.argv[4] if len(sys.argv) > 4 else ""
+esc = subprocess.Popen(["sh", "-c", "sleep 600; :", marker], start_new_session=True)
+with open(marker + ".tmp", "w") as f:
+    f.write(f"{os.getpid()} {esc.pid}\n")
+os.rename(marker + ".tmp", marker)
+for i in range(3):
+    print(f"starting {i}", flush=True)
+    print(f"warming {i}", file=sys.stderr, flush=True)
+while not os.path.exists(gate):
+    time.sleep(0.01)
+if action == "listen":
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", int(arg)))
+    s.listen()
+elif action == "notify":
+    a = os.environ["NOTIFY_SOCKET"]
+    a = "\0" + a[1:] if a.startswith("@") else a
+    n = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    n.sendto(arg.replace("\\n", "\n").encode(), a)
+elif action == "print":
+    print(arg, flush=True)
+    # One write per line: with both streams on one pipe (--log), whole
+    # lines interleave, never parts of them.
+    for i in range(3000):
+        print(f"out line {i:05} " + "x" * 80, flush=True)
+        print(f"err line {i:05} " + "y" * 80, file=sys.stderr, flush=True)
+elif action == "touch":
+    open(arg, "w").close()
+open(marker + ".acted", "w").close()
+time.sleep(600)
+"#;
+
+/// `sexton daemon` started in the background, killed and reaped on drop.
+fn daemon_child(args: &[&str]) -> KillOnDrop {
+    KillOnDrop(
+        Command::new(SEXTON)
+            .arg("daemon")
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run sexton"),
+    )
+}
+
+/// Waits for the caller to return; its status and stderr.
+fn returned(child: &mut KillOnDrop) -> (std::process::ExitStatus, String) {
+    let status = poll("the caller to return", || child.0.try_wait().unwrap());
+    let mut err = String::new();
+    std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut err).unwrap();
+    (status, err)
+}
+
+/// (program pid, escapee pid) from SLOW_START's marker, once written.
+fn slow_pids(marker: &Path) -> (i32, i32) {
+    poll("the program to start", || {
+        let t = std::fs::read_to_string(marker).ok()?;
+        let mut w = t.split_whitespace().map(|x| x.parse::<i32>().ok());
+        Some((w.next()??, w.next()??))
+    })
+}
+
+/// The parts of one slow-start case.
+struct Slow {
+    dir: Scratch,
+    pidfile: PathBuf,
+    marker: PathBuf,
+    gate: PathBuf,
+    script: PathBuf,
+}
+
+/// Live processes whose command line mentions `dir`: a case's monitor
+/// (its arguments name the pidfile), program and escapee.
+fn mentioning(dir: &Path) -> Vec<(i32, String)> {
+    // With the slash: another case's directory may extend this name.
+    let needle = format!("{}/", dir.display());
+    let me = std::process::id() as i32;
+    sexton::procfs::processes()
+        .into_iter()
+        .filter(|p| p.pid != me && alive(p.pid))
+        .filter_map(|p| {
+            let c = std::fs::read(format!("/proc/{}/cmdline", p.pid)).ok()?;
+            let c = String::from_utf8_lossy(&c).replace('\0', " ");
+            c.contains(&needle).then_some((p.pid, c))
+        })
+        .collect()
+}
+
+/// Cleans up after a failed test: every process of the case still
+/// running is killed (the guard's `--stop` comes first).
+impl Drop for Slow {
+    fn drop(&mut self) {
+        for (pid, _) in mentioning(&self.dir.0) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+/// After a failed start: nothing of the case runs but the monitor on its
+/// way out, which must then be gone too.
+fn nothing_left(slow: &Slow, what: &str) {
+    let left: Vec<(i32, String)> = mentioning(&slow.dir.0)
+        .into_iter()
+        .filter(|(_, c)| !c.starts_with(SEXTON))
+        .collect();
+    assert!(left.is_empty(), "{what}: left running: {left:?}");
+    assert!(!slow.pidfile.exists(), "{what}: pidfile left");
+    assert_eq!(lock_holder(&slow.pidfile), None, "{what}: lock held");
+    poll("the monitor to exit", || {
+        mentioning(&slow.dir.0).is_empty().then_some(())
+    });
+}
+
+impl Slow {
+    fn new(name: &str) -> Slow {
+        let dir = Scratch::new(name);
+        let script = dir.path("slow.py");
+        std::fs::write(&script, SLOW_START).unwrap();
+        Slow {
+            pidfile: dir.path("d.pid"),
+            marker: dir.path("pids"),
+            gate: dir.path("gate"),
+            script,
+            dir,
+        }
+    }
+
+    /// `--pidfile FILE` + `opts` + `-- python3 slow.py ... action`.
+    fn args<'a>(&'a self, opts: &[&'a str], action: &[&'a str]) -> Vec<&'a str> {
+        let mut v = vec!["--pidfile", self.pidfile.to_str().unwrap()];
+        v.extend_from_slice(opts);
+        v.extend([
+            "--",
+            "python3",
+            self.script.to_str().unwrap(),
+            self.marker.to_str().unwrap(),
+            self.gate.to_str().unwrap(),
+        ]);
+        v.extend_from_slice(action);
+        v
+    }
+}
+
+/// Starts a slow program with `opts` (a `--ready` check) and `action`;
+/// checks that the caller waits while the program is not ready (for a
+/// second after the program has started, far past the 200ms a start
+/// without a check takes), then opens the gate and checks that the
+/// caller returns 0 with the program running. Returns the program's pid.
+fn starts_once_ready(slow: &Slow, guard: &mut Guard, opts: &[&str], action: &[&str]) -> i32 {
+    let mut caller = daemon_child(&slow.args(opts, action));
+    let (pid, esc) = slow_pids(&slow.marker);
+    guard.track(pid);
+    guard.track(esc);
+    let until = Instant::now() + Duration::from_secs(1);
+    while Instant::now() < until {
+        if let Some(st) = caller.0.try_wait().unwrap() {
+            let (_, err) = returned(&mut caller);
+            panic!("the caller returned ({st:?}) before the program was ready: {err}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::fs::write(&slow.gate, "").unwrap();
+    let (status, err) = returned(&mut caller);
+    assert!(status.success(), "{status:?}: {err}");
+    assert_eq!(read_pid(&slow.pidfile), Some(pid));
+    assert!(alive(pid));
+    pid
+}
+
+/// Negative control for every `--ready` test: without a check, the same
+/// program that never becomes ready counts as started once it has lived
+/// 200ms, so a caller that waits is waiting for the check.
+#[test]
+fn ready_without_a_check_the_caller_returns_once_the_program_lives() {
+    let slow = Slow::new("ready-none");
+    let mut guard = Guard::new(&slow.pidfile);
+    let mut caller = daemon_child(&slow.args(&[], &["nothing"]));
+    let (status, err) = returned(&mut caller);
+    assert!(status.success(), "{status:?}: {err}");
+    let (pid, esc) = slow_pids(&slow.marker);
+    guard.track(pid);
+    guard.track(esc);
+    assert!(!slow.gate.exists());
+    assert_eq!(read_pid(&slow.pidfile), Some(pid));
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn ready_tcp_waits_until_the_port_takes_connections() {
+    let slow = Slow::new("ready-tcp");
+    let mut guard = Guard::new(&slow.pidfile);
+    let port = free_port().to_string();
+    let check = format!("tcp:127.0.0.1:{port}");
+    starts_once_ready(&slow, &mut guard, &["--ready", &check], &["listen", &port]);
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap())).is_ok(),
+        "the program listens"
+    );
+}
+
+#[test]
+fn ready_notify_waits_for_ready_1() {
+    let slow = Slow::new("ready-notify");
+    let mut guard = Guard::new(&slow.pidfile);
+    let pid = starts_once_ready(
+        &slow,
+        &mut guard,
+        &["--ready", "notify"],
+        &["notify", "STATUS=serving\\nREADY=1"],
+    );
+    let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    assert!(
+        env.split(|&b| b == 0)
+            .any(|v| v.starts_with(b"NOTIFY_SOCKET=@sexton-notify-")),
+        "the program got NOTIFY_SOCKET"
+    );
+}
+
+#[test]
+fn ready_cmd_waits_until_the_command_succeeds() {
+    let slow = Slow::new("ready-cmd");
+    let mut guard = Guard::new(&slow.pidfile);
+    let flag = slow.dir.path("serving");
+    let check = format!("cmd:test -e '{}'", flag.display());
+    starts_once_ready(
+        &slow,
+        &mut guard,
+        &["--ready", &check],
+        &["touch", flag.to_str().unwrap()],
+    );
+}
+
+/// The log check reads the program's output through the monitor: every
+/// byte still reaches the files, in order, before and after the start.
+#[test]
+fn ready_log_matches_a_line_and_the_output_still_reaches_the_files() {
+    for merged in [true, false] {
+        let slow = Slow::new("ready-log");
+        let mut guard = Guard::new(&slow.pidfile);
+        let (out, err) = (slow.dir.path("out"), slow.dir.path("err"));
+        let mut opts = vec!["--ready", "log:^listening on [0-9]+$"];
+        if merged {
+            opts.extend(["--log", out.to_str().unwrap()]);
+        } else {
+            opts.extend(["--stdout", out.to_str().unwrap()]);
+            opts.extend(["--stderr", err.to_str().unwrap()]);
+        }
+        starts_once_ready(&slow, &mut guard, &opts, &["print", "listening on 8080"]);
+        // Written (into the pipes, at least) once the program says so;
+        // the stop then delivers the rest.
+        let done = slow.dir.path("pids.acted");
+        poll("the program to print everything", || {
+            done.exists().then_some(())
+        });
+        let stopped = daemon(&["--stop", "--pidfile", slow.pidfile.to_str().unwrap()]);
+        assert!(stopped.status.success(), "{}", text(&stopped.stderr));
+        let o = std::fs::read_to_string(&out).unwrap();
+        let e = if merged {
+            o.clone()
+        } else {
+            std::fs::read_to_string(&err).unwrap()
+        };
+        let out_lines: Vec<&str> = o
+            .lines()
+            .filter(|l| !l.contains("sexton daemon["))
+            .collect();
+        let want_out: Vec<String> = (0..3)
+            .map(|i| format!("starting {i}"))
+            .chain(["listening on 8080".to_string()])
+            .chain((0..3000).map(|i| format!("out line {i:05} {}", "x".repeat(80))))
+            .collect();
+        let want_err: Vec<String> = (0..3)
+            .map(|i| format!("warming {i}"))
+            .chain((0..3000).map(|i| format!("err line {i:05} {}", "y".repeat(80))))
+            .collect();
+        let got_out: Vec<&str> = out_lines
+            .iter()
+            .copied()
+            .filter(|l| !l.starts_with("warming") && !l.starts_with("err line"))
+            .collect();
+        let got_err: Vec<&str> = e
+            .lines()
+            .filter(|l| l.starts_with("warming") || l.starts_with("err line"))
+            .collect();
+        same_lines(&got_out, &want_out, &format!("merged {merged}: stdout"));
+        same_lines(&got_err, &want_err, &format!("merged {merged}: stderr"));
+        if !merged {
+            assert!(
+                !o.contains("err line") && !e.contains("out line"),
+                "streams mixed"
+            );
+        }
+    }
+}
+
+/// Asserts that `got` is `want`, naming the first difference only.
+fn same_lines(got: &[&str], want: &[String], what: &str) {
+    if let Some(i) = (0..got.len().max(want.len()))
+        .find(|&i| got.get(i).copied() != want.get(i).map(|s| s.as_str()))
+    {
+        panic!(
+            "{what}: {} lines, {} wanted; first difference at line {i}: got {:?}, want {:?}",
+            got.len(),
+            want.len(),
+            got.get(i),
+            want.get(i)
+        );
+    }
+}
+
+/// Each kind, with a program that never becomes ready (the negative
+/// control of each check: a near miss, done well within the timeout):
+/// the start fails after the timeout with the reason, and the monitor
+/// stops the whole tree (the escapee too) and removes the pidfile before
+/// the caller returns. The kinds run side by side.
+#[test]
+fn ready_timeout_fails_the_start_and_leaves_nothing() {
+    let port = free_port().to_string();
+    let other = free_port().to_string();
+    let tcp = format!("tcp:127.0.0.1:{port}");
+    let cases: Vec<(&str, String, Vec<&str>, &str)> = vec![
+        ("tcp", tcp, vec!["listen", &other], "connection refused"),
+        (
+            "notify",
+            "notify".into(),
+            vec!["notify", "STATUS=almost\\nREADY=0\\nXREADY=1"],
+            "(notify)",
+        ),
+        (
+            "log",
+            "log:^listening on [0-9]+$".into(),
+            vec!["print", "listening on port 8080"],
+            "(log '^listening on [0-9]+$')",
+        ),
+        (
+            "cmd",
+            "cmd:false".into(),
+            vec!["nothing"],
+            "cmd false: exited with status 1",
+        ),
+    ];
+    std::thread::scope(|scope| {
+        for (kind, check, action, detail) in &cases {
+            scope.spawn(move || {
+                let slow = Slow::new("ready-timeout");
+                let _guard = Guard::new(&slow.pidfile);
+                // The gate is open from the start: the program does its
+                // near miss at once.
+                std::fs::write(&slow.gate, "").unwrap();
+                let mut caller =
+                    daemon_child(&slow.args(&["--ready", check, "--ready-timeout", "3s"], action));
+                let (status, err) = returned(&mut caller);
+                assert_eq!(status.code(), Some(1), "{kind}: {err}");
+                assert_eq!(err.lines().count(), 1, "{kind}: {err}");
+                assert!(err.contains("not ready within 3s"), "{kind}: {err}");
+                assert!(err.contains(detail), "{kind}: {err}");
+                assert!(
+                    slow.dir.path("pids.acted").exists(),
+                    "{kind}: the program did not get to its near miss within the timeout"
+                );
+                let (pid, esc) = slow_pids(&slow.marker);
+                assert!(
+                    !alive(pid) && !alive(esc),
+                    "{kind}: program or escapee left"
+                );
+                nothing_left(&slow, kind);
+            });
+        }
+    });
+}
+
+#[test]
+fn start_fails_when_the_program_dies_within_200ms() {
+    let dir = Scratch::new("early-death");
+    let pidfile = dir.path("d.pid");
+    let p = pidfile.to_str().unwrap();
+    for (argv, want) in [
+        (
+            &["false"][..],
+            "false exited with status 1 within 200ms of its start",
+        ),
+        (
+            &["sh", "-c", "exit 7"][..],
+            "sh exited with status 7 within 200ms",
+        ),
+        (
+            &["sh", "-c", "kill -TERM $$"][..],
+            "sh was killed by signal TERM within 200ms",
+        ),
+        // Exiting 0 at once is no daemon either.
+        (&["true"][..], "true exited with status 0 within 200ms"),
+    ] {
+        let mut args = vec!["--pidfile", p, "--"];
+        args.extend_from_slice(argv);
+        let out = daemon(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{argv:?}: {}",
+            text(&out.stderr)
+        );
+        let err = text(&out.stderr);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(want), "{argv:?}: {err}");
+        assert!(!pidfile.exists(), "{argv:?}: pidfile left");
+        assert_eq!(lock_holder(&pidfile), None);
+    }
+    // With a check, dying first is reported as such.
+    let out = daemon(&[
+        "--pidfile",
+        p,
+        "--ready",
+        "notify",
+        "--",
+        "sh",
+        "-c",
+        "exit 4",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("sh exited with status 4 before it was ready"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(!pidfile.exists());
+    // Negative control: a program that lives past its first 200ms has
+    // started, even though it exits later.
+    let out = daemon(&["--pidfile", p, "--", "sh", "-c", "sleep 2; exit 3"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let pid = read_pid(&pidfile).expect("running");
+    let mut guard = Guard::new(&pidfile);
+    guard.track(pid);
+    poll("the program to end", || (!pidfile.exists()).then_some(()));
+}
+
+/// A check that cannot go on fails the start at once, and the program
+/// is stopped.
+#[test]
+fn ready_check_that_cannot_run_fails_the_start() {
+    let slow = Slow::new("ready-broken");
+    let _guard = Guard::new(&slow.pidfile);
+    let mut caller = daemon_child(&slow.args(&["--ready", "cmd:no-such-check-here"], &["nothing"]));
+    let (status, err) = returned(&mut caller);
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("readiness check failed: cmd: no-such-check-here: command not found"),
+        "{err}"
+    );
+    nothing_left(&slow, "broken check");
+}
+
+#[test]
+fn ready_usage_errors() {
+    for (args, why) in [
+        (
+            &["--ready-timeout", "5s", "--", "sleep", "1"][..],
+            "--ready-timeout goes with --ready",
+        ),
+        (
+            &["--ready", "http:x", "--", "sleep", "1"][..],
+            "unknown check 'http'",
+        ),
+        (
+            &["--ready", "tcp:80", "--", "sleep", "1"][..],
+            "'80' is not HOST:PORT",
+        ),
+        (
+            &["--ready", "log:(", "--", "sleep", "1"][..],
+            "invalid regex '('",
+        ),
+        (
+            &["--ready", "cmd:'open", "--", "sleep", "1"][..],
+            "unbalanced quotes",
+        ),
+        (
+            &[
+                "--stop",
+                "--pidfile",
+                "/nonexistent/x.pid",
+                "--ready",
+                "notify",
+            ][..],
+            "--stop and --status take only",
+        ),
+    ] {
+        let out = daemon(args);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.starts_with("sexton: usage: "), "{args:?}: {err}");
+        assert!(err.contains(why), "{args:?}: {err}");
+    }
+}
+
+/// A check command still running when the start fails (the program died
+/// first) is killed with everything else.
+#[test]
+fn ready_check_command_goes_with_a_failed_start() {
+    let dir = Scratch::new("ready-cmd-left");
+    let pidfile = dir.path("d.pid");
+    let check_pid = dir.path("check.pid");
+    let started = dir.path("check-started");
+    let _guard = Guard::new(&pidfile);
+    let check = format!(
+        "cmd:sh -c 'echo $$ > {}; exec sleep 600'",
+        check_pid.display()
+    );
+    // The program waits until the check command runs, then dies.
+    let script = format!(
+        "while [ ! -s {c} ]; do sleep 0.01; done; touch {s}; exit 5",
+        c = check_pid.display(),
+        s = started.display()
+    );
+    let out = daemon(&[
+        "--pidfile",
+        pidfile.to_str().unwrap(),
+        "--ready",
+        &check,
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("exited with status 5 before it was ready"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert!(started.exists(), "the check command ran");
+    let pid = read_pid(&check_pid).expect("the check command's pid");
+    let _kill = RawKill(pid);
+    assert!(!alive(pid), "the check command is left running");
 }

@@ -21,12 +21,14 @@
 
 pub mod detach;
 pub mod monitor;
+mod output;
 pub mod pidfile;
 pub mod respawn;
 
 pub use pidfile::LockState;
 pub use respawn::Respawn;
 
+use crate::supervise::config::Ready;
 use crate::tree::Tracking;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::stat::Mode;
@@ -87,6 +89,8 @@ pub struct Daemon {
     umask: Mode,
     respawn: Option<Respawn>,
     tracking: Tracking,
+    ready: Option<Ready>,
+    ready_timeout: Duration,
 }
 
 /// A daemon that has started.
@@ -115,6 +119,8 @@ impl Daemon {
             umask: Mode::from_bits_truncate(0o022),
             respawn: None,
             tracking: Tracking::Auto,
+            ready: None,
+            ready_timeout: monitor::DEFAULT_READY_TIMEOUT,
         }
     }
 
@@ -160,9 +166,30 @@ impl Daemon {
         self
     }
 
+    /// Return from [`Daemon::start`] only once this check says the
+    /// program is ready (see [`crate::supervise::ready`]). Without one,
+    /// the program must live [`monitor::MIN_LIFE`]. A `Log` check makes
+    /// the monitor read the program's output through pipes and copy it on
+    /// to its files.
+    pub fn ready(mut self, check: Ready) -> Daemon {
+        self.ready = Some(check);
+        self
+    }
+
+    /// How long [`Daemon::ready`]'s check may take (default
+    /// [`monitor::DEFAULT_READY_TIMEOUT`]); then the start fails and the
+    /// program's tree is stopped.
+    pub fn ready_timeout(mut self, limit: Duration) -> Daemon {
+        self.ready_timeout = limit;
+        self
+    }
+
     /// Detaches and starts the program; returns in the calling process
-    /// once the program has started (or failed to). The monitor never
-    /// returns from this call: it runs the daemon and exits.
+    /// once the program has started (it is ready, or without a check it
+    /// lived [`monitor::MIN_LIFE`]) or has failed to: it could not be
+    /// run, it died first, its check failed or timed out. A failed start
+    /// leaves nothing running and no pidfile. The monitor never returns
+    /// from this call: it runs the daemon and exits.
     ///
     /// Paths (pidfile, stdio files, a program given with a `/`) are taken
     /// relative to the caller's cwd, before the daemon moves to `chdir`.
@@ -221,6 +248,8 @@ impl Daemon {
                     argv,
                     respawn: self.respawn,
                     tracking: self.tracking,
+                    ready: self.ready.clone(),
+                    ready_timeout: self.ready_timeout,
                 };
                 become_monitor(cfg, &chdir, self.umask, stdio, report, pidfile)
             }

@@ -33,7 +33,8 @@
 //! - **cmd**: the command runs as the program would (its user, working
 //!   directory and environment) with stdio on `/dev/null`, as a
 //!   [`Tree`] of its own, so it is tracked and killed like everything
-//!   else. Its leader's pidfd is the fd to poll. Exit 0 is ready; another
+//!   else. Its leader's pidfd is the fd to poll. The first run is one
+//!   [`CMD_RETRY`] after the check is built. Exit 0 is ready; another
 //!   status means try again after [`CMD_RETRY`]; a command still running
 //!   after [`CMD_TIMEOUT`] is killed (the whole tree) and counts as a failed
 //!   attempt. Dropping the check kills a command that still runs.
@@ -186,7 +187,8 @@ impl ReadyCheck {
     /// says. A tcp address is resolved here (this blocks on DNS for a
     /// name that needs it); the notify socket is made and bound here.
     /// Nothing is attempted yet: the first attempt is due at once
-    /// ([`ReadyCheck::deadline`] is now).
+    /// ([`ReadyCheck::deadline`] is now), except a check command's, which
+    /// runs one retry interval later.
     pub fn new(ready: &Ready, target: &Target) -> Result<ReadyCheck, ReadyError> {
         ReadyCheck::with_timing(ready, target, Timing::default())
     }
@@ -204,7 +206,14 @@ impl ReadyCheck {
                 argv: argv.clone(),
                 target: target.clone(),
                 timing,
-                phase: CmdPhase::Wait { at: now },
+                // The program gets a moment first (a run at once would
+                // nearly always fail). This also puts the command's
+                // start in a later clock tick than the program's, which
+                // the tree layer needs to tell the program (started
+                // before the command) from the command's own processes.
+                phase: CmdPhase::Wait {
+                    at: now + timing.cmd_retry,
+                },
             })),
             Ready::Log(p) => Kind::Log(p.0.clone()),
             Ready::Notify => Kind::Notify(Notify::new(target)?),

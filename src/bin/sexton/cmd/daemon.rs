@@ -6,6 +6,7 @@ use crate::cmd::run::{TrackingArg, parse_duration};
 use crate::exit;
 use clap::Args;
 use sexton::daemon::{self, Daemon, DaemonError, Respawn, Status, Stopped};
+use sexton::supervise::config::Ready;
 use sexton::tree::Tracking;
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -56,6 +57,19 @@ pub struct DaemonArgs {
     /// How the monitor follows the daemon's tree.
     #[arg(long, value_enum, default_value = "auto")]
     pub tracking: TrackingArg,
+    /// Return only once PROGRAM is ready: `notify` (it sends READY=1 to
+    /// $NOTIFY_SOCKET), `tcp:HOST:PORT` (a connection succeeds),
+    /// `log:REGEX` (a line of its output matches; the output then passes
+    /// through the monitor on its way to the files), `cmd:COMMAND`
+    /// (COMMAND, split like a shell does, exits 0; retried). Without it,
+    /// PROGRAM must live 200ms. A start that fails is reported (exit 1)
+    /// and leaves nothing running.
+    #[arg(long, value_name = "CHECK", value_parser = parse_ready)]
+    pub ready: Option<Ready>,
+    /// With --ready: how long to wait; then the start fails and
+    /// PROGRAM's tree is stopped [default: 60s].
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    pub ready_timeout: Option<Duration>,
     /// Stop the daemon holding --pidfile: SIGTERM to its whole tree,
     /// SIGKILL after --timeout, wait until it is gone.
     #[arg(long, conflicts_with_all = ["status", "command"])]
@@ -75,6 +89,10 @@ pub struct DaemonArgs {
         value_name = "PROGRAM"
     )]
     pub command: Vec<OsString>,
+}
+
+fn parse_ready(s: &str) -> Result<Ready, String> {
+    sexton::supervise::ready::parse_spec(s)
 }
 
 fn parse_umask(s: &str) -> Result<u32, String> {
@@ -99,8 +117,15 @@ fn check(a: &DaemonArgs) -> Result<(), &'static str> {
     if a.timeout.is_some() && !a.stop {
         return Err("--timeout goes with --stop");
     }
+    if a.ready_timeout.is_some() && a.ready.is_none() {
+        return Err("--ready-timeout goes with --ready");
+    }
     if (a.stop || a.status)
-        && (a.stdout.is_some() || a.stderr.is_some() || a.log.is_some() || a.respawn)
+        && (a.stdout.is_some()
+            || a.stderr.is_some()
+            || a.log.is_some()
+            || a.respawn
+            || a.ready.is_some())
     {
         return Err("--stop and --status take only --pidfile (and --timeout)");
     }
@@ -132,6 +157,12 @@ fn start(a: DaemonArgs) -> i32 {
         });
     if let Some(p) = a.pidfile {
         d = d.pidfile(p);
+    }
+    if let Some(r) = a.ready {
+        d = d.ready(r);
+    }
+    if let Some(t) = a.ready_timeout {
+        d = d.ready_timeout(t);
     }
     if let Some(p) = &a.log {
         d = d.stdout(p).stderr(p);
