@@ -226,6 +226,23 @@ pub struct UserSpec {
     pub name: String,
 }
 
+impl UserSpec {
+    /// What a spawn sets to run as this user (groups included), or
+    /// `None` when this process already is that user and, not being
+    /// root, could not set its groups anyway.
+    pub fn credentials(&self) -> Option<crate::tree::Credentials> {
+        let me = nix::unistd::geteuid().as_raw();
+        if me != 0 && self.uid == me {
+            return None;
+        }
+        Some(crate::tree::Credentials {
+            uid: self.uid,
+            gid: self.gid,
+            groups: self.groups.clone(),
+        })
+    }
+}
+
 /// Looks a user up by name or numeric uid in the user database and lists
 /// its groups. A uid with no entry in the database is refused: it has no
 /// primary group to run with.

@@ -173,6 +173,9 @@ struct Client {
     buf: Vec<u8>,
     /// The request was read; the connection waits for its answer.
     waiting: bool,
+    /// The peer may not command this supervisor: its request is read and
+    /// answered with a refusal.
+    refused: bool,
 }
 
 /// An accepted request, to be answered with [`Server::respond`].
@@ -222,10 +225,6 @@ impl Server {
             match self.listener.accept() {
                 Ok((stream, _)) => {
                     let allowed = peer_uid(&stream).is_some_and(|u| u == 0 || u == self.uid);
-                    if !allowed {
-                        let _ = send(&stream, &Response::error("permission denied"));
-                        continue;
-                    }
                     if stream.set_nonblocking(true).is_err() {
                         continue;
                     }
@@ -235,6 +234,7 @@ impl Server {
                         stream,
                         buf: Vec::new(),
                         waiting: false,
+                        refused: !allowed,
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -261,6 +261,11 @@ impl Server {
                 }
             }
             if let Some(end) = c.buf.iter().position(|&b| b == b'\n') {
+                if c.refused {
+                    let _ = send(&c.stream, &Response::error("permission denied"));
+                    drop_ids.push(c.id);
+                    continue;
+                }
                 match serde_json::from_slice::<Request>(&c.buf[..end]) {
                     Ok(r) => {
                         c.waiting = true;

@@ -695,10 +695,11 @@ impl Cmd {
         if let Some(dir) = &self.target.cwd {
             cmd.current_dir(dir);
         }
-        if let Some(u) = &self.target.user {
-            become_user(&mut cmd, u);
-        }
-        Tree::spawn(&mut cmd, self.target.tracking, ChildSetup::default())
+        let setup = ChildSetup {
+            credentials: self.target.user.as_ref().and_then(UserSpec::credentials),
+            ..ChildSetup::default()
+        };
+        Tree::spawn(&mut cmd, self.target.tracking, setup)
     }
 
     fn step(&mut self, now: Instant, detail: &mut Option<String>) -> Progress {
@@ -759,33 +760,6 @@ impl Cmd {
             tree.kill(CMD_KILL_WAIT);
         }
         self.phase = CmdPhase::Wait { at: Instant::now() };
-    }
-}
-
-/// Makes the command run as `u`, supplementary groups included (std's
-/// own `uid`/`gid` would drop them). Done in a `pre_exec` hook: std sets
-/// the working directory before, and the tree's setup (the cgroup move,
-/// through a `cgroup.procs` fd opened by the caller) runs after.
-fn become_user(cmd: &mut std::process::Command, u: &UserSpec) {
-    use nix::unistd::{Gid, Uid};
-    use std::os::unix::process::CommandExt;
-    let me = nix::unistd::geteuid().as_raw();
-    if me != 0 && u.uid == me {
-        // Already that user; a non-root caller could not set its groups.
-        return;
-    }
-    let groups: Vec<Gid> = u.groups.iter().map(|&g| Gid::from_raw(g)).collect();
-    let (uid, gid) = (Uid::from_raw(u.uid), Gid::from_raw(u.gid));
-    // SAFETY: the hook runs in the forked child before exec and only makes
-    // system calls (setgroups, setgid, setuid) on data prepared before the
-    // fork; it allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            nix::unistd::setgroups(&groups)?;
-            nix::unistd::setgid(gid)?;
-            nix::unistd::setuid(uid)?;
-            Ok(())
-        });
     }
 }
 

@@ -106,12 +106,13 @@ pub struct LeaderExit {
 pub struct Tree {
     mode: Mode,
     leader: Pid,
-    leader_start: u64,
     pidfd: Option<OwnedFd>,
     cgroup: Option<cgroup::Cgroup>,
     /// Members seen so far, as (pid, start time), so that an adopted
     /// orphan is recognised as ours and a reused pid is not.
     known: HashSet<(i32, u64)>,
+    /// This tree's entry in the process-wide [`registry`].
+    id: u64,
     exit: Option<LeaderExit>,
     /// The leader leads a process group of its own ([`Group::New`]), so
     /// `kill(-leader)` reaches that group while the leader is unreaped.
@@ -208,13 +209,14 @@ impl Tree {
             .unwrap_or(0);
         let mut known = HashSet::new();
         known.insert((leader.as_raw(), leader_start));
+        let id = registry::add(leader.as_raw(), leader_start, setup.group == Group::New);
         Ok(Tree {
             mode,
             leader,
-            leader_start,
             pidfd,
             cgroup: cg,
             known,
+            id,
             exit: None,
             group_leader: setup.group == Group::New,
             me: std::process::id() as i32,
@@ -230,13 +232,14 @@ impl Tree {
     pub fn adopt(leader: Pid, leader_start: u64) -> Tree {
         let mut known = HashSet::new();
         known.insert((leader.as_raw(), leader_start));
+        let id = registry::add(leader.as_raw(), leader_start, false);
         Tree {
             mode: Mode::Subreaper,
             leader,
-            leader_start,
             pidfd: None,
             cgroup: None,
             known,
+            id,
             exit: None,
             group_leader: false,
             me: std::process::id() as i32,
@@ -345,9 +348,13 @@ impl Tree {
             Some(cg) => cg.pids().into_iter().filter_map(procfs::process).collect(),
             None => self.walk(),
         };
+        let mut new = Vec::new();
         for p in &found {
-            self.known.insert((p.pid, p.start_time));
+            if self.known.insert((p.pid, p.start_time)) {
+                new.push((p.pid, p.start_time));
+            }
         }
+        registry::saw(self.id, &new);
         found
     }
 
@@ -375,10 +382,16 @@ impl Tree {
         }
     }
 
+    /// Whether a child of this process (the leader, or an orphan of the
+    /// tree it adopted as subreaper) belongs to this tree. Exact for the
+    /// leader and for every member a scan has seen; for an orphan no scan
+    /// saw, the process-wide [`registry`] of trees decides, so that the
+    /// trees of one process (a supervisor's services) never take each
+    /// other's processes: see [`registry::owner_of`].
     fn is_ours(&self, p: &ProcInfo) -> bool {
-        self.known.contains(&(p.pid, p.start_time))
-            || (p.pid != self.leader.as_raw() && p.start_time >= self.leader_start)
-            || p.pid == self.leader.as_raw()
+        p.pid == self.leader.as_raw()
+            || self.known.contains(&(p.pid, p.start_time))
+            || registry::owner_of(p) == Some(self.id)
     }
 
     /// Subreaper mode membership. Every member is a descendant of this
@@ -671,6 +684,7 @@ impl Tree {
             return;
         }
         self.released = true;
+        registry::remove(self.id);
         if let Some(mut cg) = self.cgroup.take() {
             if cg.populated()
                 && let Some(own) = cgroup::own_cgroup()
@@ -705,12 +719,95 @@ impl Drop for Tree {
     /// Last line of defence: a tree that was neither emptied nor released
     /// is killed, so dropping a `Tree` never leaks processes.
     fn drop(&mut self) {
+        registry::remove(self.id);
         if !self.released {
             self.kill(Duration::from_secs(5));
             if let Some(mut cg) = self.cgroup.take() {
                 let _ = cg.remove(Duration::from_secs(1));
             }
         }
+    }
+}
+
+/// The trees this process runs, so that one tree never takes what
+/// belongs to another.
+///
+/// Every tree's leader is a child of this process, and in subreaper mode
+/// (and, for zombies, in cgroup mode too) the orphans of every tree are
+/// adopted by this process as well. A process that runs several trees at
+/// once (the supervisor: one per service) must tell them apart when it
+/// reaps or walks: a tree never takes another tree's leader, nor a member
+/// another tree has seen. An adopted orphan no scan has seen goes to the
+/// tree whose leader's process group it is in, else to the tree started
+/// last before it (a process cannot be older than the tree that made
+/// it); with one tree, as in `run`, that is simply "started after the
+/// leader".
+pub mod registry {
+    use super::ProcInfo;
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    struct Entry {
+        id: u64,
+        leader: i32,
+        leader_start: u64,
+        /// The leader leads a process group of its own.
+        group: bool,
+        seen: HashSet<(i32, u64)>,
+    }
+
+    static TREES: Mutex<Vec<Entry>> = Mutex::new(Vec::new());
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+
+    fn trees() -> std::sync::MutexGuard<'static, Vec<Entry>> {
+        TREES.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn add(leader: i32, leader_start: u64, group: bool) -> u64 {
+        let id = NEXT.fetch_add(1, Ordering::Relaxed);
+        trees().push(Entry {
+            id,
+            leader,
+            leader_start,
+            group,
+            seen: HashSet::new(),
+        });
+        id
+    }
+
+    pub(super) fn remove(id: u64) {
+        trees().retain(|e| e.id != id);
+    }
+
+    pub(super) fn saw(id: u64, members: &[(i32, u64)]) {
+        if members.is_empty() {
+            return;
+        }
+        if let Some(e) = trees().iter_mut().find(|e| e.id == id) {
+            e.seen.extend(members.iter().copied());
+        }
+    }
+
+    /// The tree an adopted child of this process belongs to (see the
+    /// module docs), if any.
+    pub fn owner_of(p: &ProcInfo) -> Option<u64> {
+        let trees = trees();
+        let key = (p.pid, p.start_time);
+        if let Some(e) = trees
+            .iter()
+            .find(|e| (e.leader, e.leader_start) == key || e.seen.contains(&key))
+        {
+            return Some(e.id);
+        }
+        if let Some(e) = trees.iter().find(|e| e.group && p.pgid == e.leader) {
+            return Some(e.id);
+        }
+        trees
+            .iter()
+            .filter(|e| e.leader_start <= p.start_time)
+            .max_by_key(|e| e.leader_start)
+            .map(|e| e.id)
     }
 }
 
