@@ -3,5 +3,8 @@
 //!
 //! - [`config`]: finds, parses and checks `sexton.toml` or a `Procfile`
 //!   before anything is started.
+//! - [`logs`]: service output: log files with rotation, reading them back
+//!   (`sexton logs`), and the prefixed foreground output.
 
 pub mod config;
+pub mod logs;
