@@ -39,7 +39,11 @@ impl StateDir {
     pub fn resolve(config_dir: &Path, explicit: Option<&Path>) -> StateDir {
         let chosen = explicit
             .map(Path::to_path_buf)
-            .or_else(|| std::env::var_os(ENV).filter(|v| !v.is_empty()).map(PathBuf::from))
+            .or_else(|| {
+                std::env::var_os(ENV)
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+            })
             .unwrap_or_else(|| config_dir.join(".sexton"));
         StateDir {
             path: std::path::absolute(&chosen).unwrap_or(chosen),

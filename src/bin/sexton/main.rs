@@ -29,12 +29,21 @@ enum Commands {
     Why(cmd::why::WhyArgs),
     Audit(cmd::audit::AuditArgs),
     Check(cmd::check::CheckArgs),
+    Up(cmd::up::UpArgs),
+    Status(cmd::ctl::StatusArgs),
+    Start(cmd::ctl::NamesArgs),
+    Stop(cmd::ctl::NamesArgs),
+    Restart(cmd::ctl::NamesArgs),
+    Reload(cmd::ctl::PlaceArgs),
+    Down(cmd::ctl::PlaceArgs),
+    Logs(cmd::logs::LogsArgs),
 }
 
 /// The subcommand names, for usage errors that must say which command
 /// they are about.
 pub const COMMANDS: &[&str] = &[
-    "run", "demo", "daemon", "init", "zombies", "orphans", "shared", "why", "audit", "check",
+    "run", "demo", "daemon", "init", "zombies", "orphans", "shared", "why", "audit", "check", "up",
+    "status", "start", "stop", "restart", "reload", "down", "logs",
 ];
 
 fn main() -> ExitCode {
@@ -54,6 +63,14 @@ fn main() -> ExitCode {
         Commands::Why(a) => cmd::why::main(a),
         Commands::Audit(a) => cmd::audit::main(a),
         Commands::Check(a) => cmd::check::main(a),
+        Commands::Up(a) => cmd::up::main(a),
+        Commands::Status(a) => cmd::ctl::status(a),
+        Commands::Start(a) => cmd::ctl::start(a),
+        Commands::Stop(a) => cmd::ctl::stop(a),
+        Commands::Restart(a) => cmd::ctl::restart(a),
+        Commands::Reload(a) => cmd::ctl::reload(a),
+        Commands::Down(a) => cmd::ctl::down(a),
+        Commands::Logs(a) => cmd::logs::main(a),
     };
     ExitCode::from(code.clamp(0, 255) as u8)
 }

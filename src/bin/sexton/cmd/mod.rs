@@ -4,12 +4,15 @@ use std::ffi::OsString;
 
 pub mod audit;
 pub mod check;
+pub mod ctl;
 pub mod daemon;
 pub mod demo;
 pub mod init;
+pub mod logs;
 pub mod orphans;
 pub mod run;
 pub mod shared;
+pub mod up;
 pub mod why;
 pub mod zombies;
 
