@@ -628,3 +628,51 @@ fn logs_shows_the_last_lines_of_each_service() {
     let r = p.sexton(&["logs", "nope"]);
     assert_eq!(r.code, Some(2), "{r:?}");
 }
+
+#[test]
+fn d4_after_a_crash_nobody_could_clean_up_the_next_up_kills_the_leftovers() {
+    // Both halves of the supervisor die without a chance to act (the
+    // guard stopped first, then both SIGKILLed): the escapee lives on,
+    // and the next `up` finds it through state.json before it starts
+    // anything.
+    let p = Project::new("crash", "sexton.toml", "");
+    let script = announce(
+        &p.s,
+        &format!(
+            "setsid sh -c 'echo $$ >> {pf}; exec sleep 300' & exec sleep 300",
+            pf = p.s.pidfile().display()
+        ),
+    );
+    std::fs::write(
+        p.s.path("sexton.toml"),
+        format!("[services.x]\nshell = true\ncommand = {script:?}\n"),
+    )
+    .unwrap();
+    assert_eq!(p.up().code, Some(0));
+    let first = p.s.wait_pids(2);
+    let sup = p.supervisor_pid();
+    let worker = sexton::procfs::processes()
+        .into_iter()
+        .find(|q| q.ppid == sup)
+        .expect("the supervisor's worker")
+        .pid;
+    let kill =
+        |pid: i32, sig| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig).unwrap();
+    use nix::sys::signal::Signal::{SIGKILL, SIGSTOP};
+    kill(sup, SIGSTOP);
+    kill(worker, SIGKILL);
+    kill(sup, SIGKILL);
+    assert!(poll(DEADLINE, || !alive(sup) && !alive(worker)));
+    let escapee = first[1];
+    assert!(
+        alive(escapee),
+        "the negative control: nothing cleaned up yet"
+    );
+    assert!(poll(DEADLINE, || p.up().code == Some(0)));
+    assert!(
+        poll(DEADLINE, || !alive(escapee)),
+        "the next up left the escapee"
+    );
+    let all = p.s.wait_pids(4);
+    assert_eq!(p.s.alive().len(), 2, "{:?} of {all:?}", p.s.alive());
+}

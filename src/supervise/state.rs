@@ -159,7 +159,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 pub fn clean_up(record: &Record) -> Vec<String> {
     let mut notes = Vec::new();
     if record.worker > 0
-        && crate::procfs::process(record.worker).is_none()
+        && crate::procfs::process(record.worker).is_none_or(|p| p.is_zombie())
         && let Some(parent) = crate::tree::cgroup::own_cgroup()
     {
         crate::tree::cgroup::remove_stale(&parent, Some(record.worker));

@@ -232,7 +232,8 @@ pub fn remove_stale(parent: &Path, owner: Option<i32>) {
             None => {
                 // A live owner (or a pid reused by a live process) keeps
                 // its cgroups; rmdir fails on a populated one anyway.
-                if pid as u32 != std::process::id() && crate::procfs::process(pid).is_none() {
+                let dead = crate::procfs::process(pid).is_none_or(|p| p.is_zombie());
+                if pid as u32 != std::process::id() && dead {
                     let _ = remove_tree(&path);
                 }
             }
