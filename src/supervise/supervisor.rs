@@ -158,6 +158,7 @@ impl Supervisor {
                         .respond(id, &Response::ok(Some("stopped".into())));
                 }
                 let _ = std::fs::remove_file(self.dir.record());
+                let _ = std::fs::remove_file(self.dir.socket());
                 return 0;
             }
             if self.wait(now) {
@@ -167,6 +168,7 @@ impl Supervisor {
                     s.kill_now();
                 }
                 let _ = std::fs::remove_file(self.dir.record());
+                let _ = std::fs::remove_file(self.dir.socket());
                 return 1;
             }
         }
