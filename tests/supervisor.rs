@@ -676,3 +676,64 @@ fn d4_after_a_crash_nobody_could_clean_up_the_next_up_kills_the_leftovers() {
     let all = p.s.wait_pids(4);
     assert_eq!(p.s.alive().len(), 2, "{:?} of {all:?}", p.s.alive());
 }
+
+#[test]
+fn a_full_disk_is_reported_and_the_service_keeps_running() {
+    let p = Project::new(
+        "fulldisk",
+        "sexton.toml",
+        "log_dir = \"logs\"\n[services.chatty]\ncommand = [\"sh\", \"-c\", \"while :; do echo a line of output that fills the disk; sleep 0.005; done\"]\n",
+    );
+    let logs = p.dir().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=16k", "tmpfs"])
+        .arg(&logs)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipping: cannot mount a small tmpfs here");
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(logs.clone());
+    let err = p.s.path("up.err");
+    let mut c = Command::new(SEXTON);
+    c.args(["up"])
+        .current_dir(p.dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&err).unwrap());
+    let mut sp = spawn(&mut c);
+    let mut last = Value::Null;
+    assert!(
+        poll(DEADLINE, || {
+            last = p.service("chatty");
+            last["log_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("No space left"))
+        }),
+        "no log error reported: {last}"
+    );
+    assert_eq!(last["state"], "running", "{last}");
+    assert!(alive(last["pid"].as_i64().unwrap() as i32));
+    assert!(
+        poll(DEADLINE, || std::fs::read_to_string(&err)
+            .unwrap_or_default()
+            .contains("service chatty: log:")),
+        "not said on stderr"
+    );
+    let r = p.sexton(&["status"]);
+    assert!(r.stdout.contains("chatty: log:"), "{r:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(sp.pid()),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert_eq!(sp.wait(DEADLINE).code(), Some(0));
+}

@@ -183,6 +183,11 @@ impl Svc {
         self.lines.push(format!("[sexton] {msg}").into_bytes());
     }
 
+    /// The service's log error, while writing it fails.
+    pub fn log_error(&self) -> Option<String> {
+        self.log.last_error()
+    }
+
     /// Lines of output since the last call.
     pub fn take_lines(&mut self) -> Vec<Vec<u8>> {
         std::mem::take(&mut self.lines)

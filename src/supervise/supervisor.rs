@@ -81,6 +81,8 @@ pub struct Supervisor {
     record: Record,
     /// Services a reload removed, dropped once they are down.
     removed: Vec<String>,
+    /// The log error last reported on stderr, per service.
+    log_errors: BTreeMap<String, Option<String>>,
 }
 
 impl Supervisor {
@@ -133,6 +135,7 @@ impl Supervisor {
             shutdown: None,
             report,
             removed: Vec::new(),
+            log_errors: BTreeMap::new(),
         })
     }
 
@@ -147,6 +150,7 @@ impl Supervisor {
             self.reap();
             self.drive(now);
             self.show_output();
+            self.report_log_errors();
             self.answer_pending();
             self.report_when_settled();
             self.save_record();
@@ -274,6 +278,22 @@ impl Supervisor {
                 && s.state() != State::Stopping
             {
                 s.stop(now, Then::Stay);
+            }
+        }
+    }
+
+    /// Says on stderr when a service's log starts or stops failing (a full
+    /// disk): the service goes on either way, and `status` shows it too.
+    fn report_log_errors(&mut self) {
+        for (name, s) in &self.svcs {
+            let now = s.log_error();
+            let before = self.log_errors.get(name).cloned().flatten();
+            if now != before {
+                match &now {
+                    Some(e) => eprintln!("sexton: service {name}: log: {e}"),
+                    None => eprintln!("sexton: service {name}: log: writing again"),
+                }
+                self.log_errors.insert(name.clone(), now);
             }
         }
     }
