@@ -226,26 +226,7 @@ pub const SIGNAL_MAX: i32 = 64;
 ///
 /// See <https://man7.org/linux/man-pages/man2/rt_sigaction.2.html>.
 pub fn default_disposition(signo: i32) -> Result<(), i32> {
-    // The kernel's struct sigaction: handler, flags, restorer (on the
-    // architectures that have one), mask. All zero is SIG_DFL with no
-    // flags and an empty mask whatever the exact layout.
-    let act = [0usize; 4];
-    // SAFETY: the kernel reads at most sizeof(struct sigaction) (at most
-    // 32 bytes on 64-bit Linux) from `act`; no old action is written.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_rt_sigaction,
-            signo as libc::c_long,
-            act.as_ptr(),
-            std::ptr::null_mut::<libc::c_void>(),
-            8 as libc::size_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error().raw_os_error().unwrap_or(0))
-    }
+    set_disposition(signo, libc::SIG_DFL)
 }
 
 /// Sets signal `signo` to be ignored (`SIG_IGN`) with a raw
@@ -253,9 +234,18 @@ pub fn default_disposition(signo: i32) -> Result<(), i32> {
 /// exec, where the program must get back what sexton's caller ignored.
 /// Raw for the same reason as [`default_disposition`].
 pub fn ignore(signo: i32) -> Result<(), i32> {
-    // handler = SIG_IGN (1), no flags, no restorer, empty mask.
-    let act = [libc::SIG_IGN, 0, 0, 0];
-    // SAFETY: as in default_disposition: the kernel reads a plain struct.
+    set_disposition(signo, libc::SIG_IGN)
+}
+
+/// `rt_sigaction(signo, {handler, no flags, empty mask}, NULL)`:
+/// `SIG_DFL` or `SIG_IGN` only, never a function.
+fn set_disposition(signo: i32, handler: libc::sighandler_t) -> Result<(), i32> {
+    // The kernel's struct sigaction: handler, flags, restorer (on the
+    // architectures that have one), mask. With no flags and an empty mask
+    // the handler word is all that matters, whatever the exact layout.
+    let act = [handler, 0, 0, 0];
+    // SAFETY: the kernel reads at most sizeof(struct sigaction) (at most
+    // 32 bytes on 64-bit Linux) from `act`; no old action is written.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_rt_sigaction,

@@ -37,7 +37,7 @@ use crate::supervise::ready::{Progress, ReadyCheck, Target};
 use crate::sys;
 use crate::tree::{ChildSetup, Tracking, Tree, TreeError};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::signal::{SigSet, SigmaskHow, Signal, sigprocmask};
+use nix::sys::signal::{SigmaskHow, Signal, sigprocmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::ffi::OsString;
 use std::fs::File;
@@ -552,18 +552,8 @@ pub(crate) fn start_failure_code(e: &TreeError) -> i32 {
 /// them. The mask is set, not added to: whatever the caller had blocked
 /// is unblocked.
 fn control_signals() -> nix::Result<SignalFd> {
-    let mut set = SigSet::empty();
-    for s in [
-        Signal::SIGCHLD,
-        Signal::SIGTERM,
-        Signal::SIGINT,
-        Signal::SIGQUIT,
-        Signal::SIGHUP,
-        Signal::SIGUSR1,
-        Signal::SIGUSR2,
-    ] {
-        set.add(s);
-    }
+    let mut set = crate::tree::signals::set_of(&CONTROL);
+    set.add(Signal::SIGCHLD);
     sigprocmask(SigmaskHow::SIG_SETMASK, Some(&set), None)?;
     SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
 }

@@ -19,10 +19,10 @@
 //! and group ids, signal numbers and durations. Two configs compare service by
 //! service ([`Config::diff`]), which is what a reload needs.
 
+use super::{io_reason, one_line};
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{CString, OsString};
 use std::fmt::Write as _;
-use std::io;
 use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
@@ -105,28 +105,6 @@ impl ConfigError {
             key: None,
             message: message.into(),
         }
-    }
-}
-
-/// Escapes control characters (newlines above all) so that text taken from
-/// a file cannot break an error message into several lines.
-fn one_line(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// The reason an I/O call failed, without Rust's "(os error N)" suffix.
-fn io_reason(e: &io::Error) -> String {
-    match e.raw_os_error() {
-        Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
-        None => e.to_string(),
     }
 }
 

@@ -24,6 +24,7 @@
 //! Rotation renames `NAME.log` to `NAME.log.1`, `NAME.log.1` to
 //! `NAME.log.2` and so on, keeping `keep` rotated files.
 
+use super::{io_reason, one_line};
 use std::fs::{File, OpenOptions};
 use std::io::{self, ErrorKind, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
@@ -258,7 +259,7 @@ impl LogSink {
             self.error = Some(format!(
                 "cannot open {}: {}",
                 self.path.display(),
-                reason(&e)
+                io_reason(&e)
             ));
             return false;
         }
@@ -290,7 +291,7 @@ impl LogSink {
                 self.error = Some(format!(
                     "cannot write {}: {}",
                     self.path.display(),
-                    reason(&e)
+                    io_reason(&e)
                 ));
                 false
             }
@@ -326,8 +327,9 @@ impl LogSink {
     /// it. When a rename fails the current file is kept (and grows past
     /// `max_size`) rather than losing lines; the next line tries again.
     fn rotate(&mut self) -> Result<(), String> {
-        let fail =
-            |what: &Path, e: io::Error| format!("cannot rotate {}: {}", what.display(), reason(&e));
+        let fail = |what: &Path, e: io::Error| {
+            format!("cannot rotate {}: {}", what.display(), io_reason(&e))
+        };
         let keep = u64::from(self.keep);
         for (i, path) in rotated(&self.dir, &self.name).map_err(|e| fail(&self.dir, e))? {
             let res = if i >= keep {
@@ -353,7 +355,7 @@ impl LogSink {
         self.size = 0;
         self.torn = false;
         self.reopen()
-            .map_err(|e| format!("cannot open {}: {}", self.path.display(), reason(&e)))
+            .map_err(|e| format!("cannot open {}: {}", self.path.display(), io_reason(&e)))
     }
 }
 
@@ -403,26 +405,6 @@ fn check_name(name: &str) -> io::Result<()> {
         ));
     }
     Ok(())
-}
-
-fn one_line(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-/// The reason an I/O call failed, without Rust's "(os error N)" suffix.
-fn reason(e: &io::Error) -> String {
-    match e.raw_os_error() {
-        Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
-        None => e.to_string(),
-    }
 }
 
 /// The rotated logs of `name` in `dir` (`NAME.log.N`), oldest (highest
@@ -1259,7 +1241,7 @@ mod tests {
         std::fs::write(&file, "").unwrap();
         // A file where the directory should be.
         let e = LogSink::open(&file, "web", 1 << 20, 3).unwrap_err();
-        assert_eq!(reason(&e), "File exists");
+        assert_eq!(io_reason(&e), "File exists");
         for bad in ["", ".", "..", "a/b"] {
             let e = LogSink::open(&d.0, bad, 1 << 20, 3).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::InvalidInput, "{bad:?}");

@@ -19,3 +19,25 @@ pub mod ready;
 pub mod service;
 pub mod state;
 pub mod supervisor;
+
+/// Escapes control characters (newlines above all) so that text taken from
+/// a file or a user cannot break a message into several lines.
+pub(crate) fn one_line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// The reason an I/O call failed, without Rust's "(os error N)" suffix.
+pub(crate) fn io_reason(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
+        None => e.to_string(),
+    }
+}
