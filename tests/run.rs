@@ -966,3 +966,30 @@ fn mistyped_options_are_usage_errors_not_programs() {
     .json();
     assert_eq!(v["stdout"], "-x\n");
 }
+
+#[test]
+fn arguments_that_are_not_utf8_are_passed_as_they_are() {
+    // `sexton $'\xff'` used to panic; argv is handled as bytes.
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let s = Scratch::new("nonutf8");
+    let bad = OsStr::from_bytes(b"\xff");
+    let mut c = Command::new(SEXTON);
+    c.arg(bad);
+    let r = run_cmd(&mut c, &s);
+    assert_eq!(r.code, Some(2), "{r:?}");
+    assert!(r.stderr.starts_with("sexton: usage:"), "{r:?}");
+    assert!(!r.stderr.contains("panicked"), "{r:?}");
+    // As a program argument and an environment value, the bytes reach the
+    // program unchanged.
+    let out = s.path("bytes");
+    let mut c = Command::new(SEXTON);
+    c.args(["run", "--env"])
+        .arg(OsStr::from_bytes(b"V=\xfe"))
+        .args(["--", "sh", "-c", "printf '%s%s' \"$1\" \"$V\" > \"$0\""])
+        .arg(&out)
+        .arg(bad);
+    let r = run_cmd(&mut c, &s);
+    assert_eq!(r.code, Some(0), "{r:?}");
+    assert_eq!(std::fs::read(&out).unwrap(), b"\xff\xfe");
+}
