@@ -221,7 +221,7 @@ impl Svc {
     pub fn start(&mut self, now: Instant) {
         self.until = None;
         self.then = None;
-        match self.spawn(now) {
+        match self.spawn() {
             Ok(run) => {
                 self.note(&format!(
                     "started (pid {}, {} tracking)",
@@ -242,7 +242,7 @@ impl Svc {
         }
     }
 
-    fn spawn(&mut self, now: Instant) -> std::io::Result<Run> {
+    fn spawn(&mut self) -> std::io::Result<Run> {
         let cfg = &self.cfg;
         let ready = ReadyCheck::for_service(cfg, Tracking::Auto).map_err(std::io::Error::other)?;
         let mut cmd = std::process::Command::new(&cfg.argv[0]);
@@ -270,7 +270,10 @@ impl Svc {
         let tree = Tree::spawn(&mut cmd, Tracking::Auto, setup).map_err(std::io::Error::other)?;
         Ok(Run {
             tree,
-            started: now,
+            // Taken after the spawn, not at the loop's wakeup: starting a
+            // hundred services takes a while, and the grace of the last
+            // one must not have passed before it even started.
+            started: Instant::now(),
             out: [Some(out_r), Some(err_r)],
             ready,
         })
