@@ -22,7 +22,7 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 cargo build --release -q
-SEXTON=$PWD/target/release/sexton
+SEXTON=${CARGO_TARGET_DIR:-$PWD/target}/x86_64-unknown-linux-gnu/release/sexton
 STORM=$PWD/tests/helpers/storm.py
 
 names=("sexton init" "tini" "dumb-init" "catatonit")

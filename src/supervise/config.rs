@@ -21,7 +21,7 @@
 
 use super::{io_reason, one_line};
 use std::collections::{BTreeMap, BTreeSet};
-use std::ffi::{CString, OsString};
+use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
@@ -221,40 +221,29 @@ impl UserSpec {
     }
 }
 
-/// Looks a user up by name or numeric uid in the user database and lists
-/// its groups. A uid with no entry in the database is refused: it has no
-/// primary group to run with.
+/// Looks a user up by name or numeric uid in `/etc/passwd` and lists its
+/// groups from `/etc/group` (see [`crate::names`]: never through NSS). A
+/// uid with no entry is refused: it has no primary group to run with.
 pub fn resolve_user(spec: &str) -> Result<UserSpec, String> {
-    use nix::unistd::{Gid, Uid, User, getgrouplist};
+    use crate::names::{self, UserKey};
     if spec.is_empty() {
         return Err("empty user name".to_string());
     }
+    let db = |e: std::io::Error| format!("cannot read /etc/passwd: {}", io_reason(&e));
     let user = if let Ok(uid) = spec.parse::<u32>() {
-        User::from_uid(Uid::from_raw(uid))
-            .map_err(|e| format!("cannot look up uid {uid}: {}", e.desc()))?
-            .ok_or_else(|| format!("no user with uid {uid}"))?
+        names::user(UserKey::Uid(uid))
+            .map_err(db)?
+            .ok_or_else(|| format!("no user with uid {uid} in /etc/passwd"))?
     } else {
-        if spec.contains('\0') {
-            return Err("user name contains a NUL byte".to_string());
-        }
-        User::from_name(spec)
-            .map_err(|e| format!("cannot look up user '{spec}': {}", e.desc()))?
-            .ok_or_else(|| format!("no user named '{spec}'"))?
+        names::user(UserKey::Name(spec))
+            .map_err(db)?
+            .ok_or_else(|| format!("no user named '{spec}' in /etc/passwd"))?
     };
-    let cname = CString::new(user.name.as_str())
-        .map_err(|_| "user name contains a NUL byte".to_string())?;
-    let mut groups: Vec<u32> = Vec::new();
-    for g in getgrouplist(&cname, user.gid)
-        .map_err(|e| format!("cannot list the groups of '{}': {}", user.name, e.desc()))?
-    {
-        let g = Gid::as_raw(g);
-        if !groups.contains(&g) {
-            groups.push(g);
-        }
-    }
+    let groups = names::groups(&user.name, user.gid)
+        .map_err(|e| format!("cannot read /etc/group: {}", io_reason(&e)))?;
     Ok(UserSpec {
-        uid: user.uid.as_raw(),
-        gid: user.gid.as_raw(),
+        uid: user.uid,
+        gid: user.gid,
         groups,
         name: user.name,
     })

@@ -22,10 +22,9 @@
 //!
 //! The kinds:
 //!
-//! - **tcp** `HOST:PORT`: resolved once, when the check is built (with
-//!   std's `ToSocketAddrs`, which **blocks** while a name is looked up in
-//!   DNS; a numeric address or a name in `/etc/hosts` does not wait on the
-//!   network). Each attempt starts a non-blocking connect to every address
+//! - **tcp** `HOST:PORT`: resolved once, when the check is built: an IP
+//!   address, `localhost`, or a name in `/etc/hosts` (never DNS: see
+//!   [`crate::names`]). Each attempt starts a non-blocking connect to every address
 //!   at once; the first that completes (writable, `SO_ERROR` 0) makes the
 //!   check ready. When all are refused, the next attempt starts
 //!   [`TCP_RETRY`] later, with fresh sockets; an attempt that hangs (a
@@ -58,7 +57,7 @@ use nix::poll::PollFlags;
 use rustix::io::Errno;
 use std::ffi::OsString;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -103,7 +102,7 @@ pub enum ReadyError {
         #[source]
         source: io::Error,
     },
-    #[error("tcp {addr}: the name resolves to no address")]
+    #[error("tcp {addr}: the host is neither an IP address, localhost, nor a name in /etc/hosts")]
     NoAddress { addr: String },
     #[error("notify: cannot make the notify socket: {0}")]
     Notify(#[source] io::Error),
@@ -525,15 +524,27 @@ fn errno_text(e: Errno) -> String {
         .to_lowercase()
 }
 
+/// `HOST:PORT` (or `[V6]:PORT`) as socket addresses: the host as an IP
+/// address, `localhost`, or a name in `/etc/hosts` (see
+/// [`crate::names`]: never through NSS, which a static binary cannot
+/// use).
+fn resolve(addr: &str) -> io::Result<Vec<SocketAddr>> {
+    let bad = || io::Error::new(io::ErrorKind::InvalidInput, "expected HOST:PORT");
+    let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    let ips = crate::names::host(host)?;
+    Ok(ips
+        .into_iter()
+        .map(|ip| SocketAddr::new(ip, port))
+        .collect())
+}
+
 impl Tcp {
     fn new(addr: &str, now: Instant, timing: Timing) -> Result<Tcp, ReadyError> {
-        let addrs: Vec<SocketAddr> = addr
-            .to_socket_addrs()
-            .map_err(|e| ReadyError::Resolve {
-                addr: addr.to_string(),
-                source: e,
-            })?
-            .collect();
+        let addrs = resolve(addr).map_err(|e| ReadyError::Resolve {
+            addr: addr.to_string(),
+            source: e,
+        })?;
         if addrs.is_empty() {
             return Err(ReadyError::NoAddress {
                 addr: addr.to_string(),

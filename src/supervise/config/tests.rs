@@ -412,11 +412,11 @@ fn bad_configs_give_one_line_with_the_right_line_number() {
         ),
         (
             "[services.web]\ncommand = \"x\"\nuser = \"no-such-user-sx\"\n",
-            "FILE:3: service web: key user: no user named 'no-such-user-sx'",
+            "FILE:3: service web: key user: no user named 'no-such-user-sx' in /etc/passwd",
         ),
         (
             "[services.web]\ncommand = \"x\"\nuser = 4000000000\n",
-            "FILE:3: service web: key user: no user with uid 4000000000",
+            "FILE:3: service web: key user: no user with uid 4000000000 in /etc/passwd",
         ),
         (
             "[services.web]\ncommand = \"x\"\ncwd = \"nowhere\"\n",
