@@ -48,6 +48,10 @@ pub const COMMANDS: &[&str] = &[
 
 fn main() -> ExitCode {
     caller::restore_sigchld();
+    if let Err(e) = cmd::run::split_early() {
+        exit::error(e, None);
+        return ExitCode::from(exit::FAILED as u8);
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => return exit::usage(e),

@@ -35,16 +35,11 @@ pub fn main(a: CheckArgs) -> i32 {
         );
         return exit::FAILED;
     }
-    let fg = super::run::foreground(false);
-    // The guard's group, named before the split: the worker leaves it.
-    let pgrp = nix::unistd::getpgrp().as_raw();
-    let lifeline = match super::run::split(fg) {
-        Ok(fd) => fd,
-        Err(e) => {
-            exit::error(e, None);
-            return exit::FAILED;
-        }
+    let Some(w) = super::run::worker() else {
+        exit::error("cannot start the check: no worker", None);
+        return exit::FAILED;
     };
+    let (fg, pgrp, lifeline) = (w.foreground, w.pgrp, w.lifeline);
     let checker = Arc::new(Mutex::new(Checker::new(CheckOptions {
         interval: a.interval,
         zombie_after: a.zombie_after,

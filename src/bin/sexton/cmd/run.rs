@@ -251,6 +251,51 @@ pub fn split(foreground: bool) -> Result<std::os::fd::OwnedFd, String> {
     unsafe { guard.split() }.map_err(|e| format!("cannot start the run: {e}"))
 }
 
+/// What the early split left the worker: the lifeline from the guard,
+/// whether the program shares the guard's (foreground) group, and that
+/// group.
+pub struct Worker {
+    pub lifeline: std::os::fd::OwnedFd,
+    pub foreground: bool,
+    pub pgrp: i32,
+}
+
+static WORKER: std::sync::Mutex<Option<Worker>> = std::sync::Mutex::new(None);
+
+/// `run` and `check` split into guard and worker (see
+/// `sexton::tree::guard`) first thing, before the command line is even
+/// parsed: a fork is cheapest while the process has written little (every
+/// page written before it is copied again by the first write after it),
+/// and a usage error is then simply the worker's to print. The
+/// foreground question needs only `--foreground` among the options.
+/// Returns the error to report when the split fails.
+pub fn split_early() -> Result<(), String> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let Some(sub) = args.first() else { return Ok(()) };
+    if sub != "run" && sub != "check" {
+        return Ok(());
+    }
+    let asked = args[1..]
+        .iter()
+        .take_while(|a| a.as_os_str() != "--")
+        .any(|a| a == "--foreground");
+    let fg = foreground(asked);
+    // The guard's group, named before the split: the worker leaves it.
+    let pgrp = nix::unistd::getpgrp().as_raw();
+    let lifeline = split(fg)?;
+    *WORKER.lock().unwrap_or_else(|p| p.into_inner()) = Some(Worker {
+        lifeline,
+        foreground: fg,
+        pgrp,
+    });
+    Ok(())
+}
+
+/// The worker's side of the early split (`None` if it did not happen).
+pub fn worker() -> Option<Worker> {
+    WORKER.lock().unwrap_or_else(|p| p.into_inner()).take()
+}
+
 pub fn main(a: RunArgs) -> i32 {
     let cmd = match build(&a) {
         Ok(c) => c,
@@ -259,19 +304,13 @@ pub fn main(a: RunArgs) -> i32 {
             return exit::FAILED;
         }
     };
-    let fg = foreground(a.foreground);
-    // The guard's group, named before the split: the worker leaves it.
-    let pgrp = nix::unistd::getpgrp().as_raw();
-    let lifeline = match split(fg) {
-        Ok(fd) => fd,
-        Err(e) => {
-            exit::error(e, None);
-            return exit::FAILED;
-        }
+    let Some(w) = worker() else {
+        exit::error("cannot start the run: no worker", None);
+        return exit::FAILED;
     };
-    let mut cmd = cmd.lifeline(lifeline).forward_signals(true);
-    if fg {
-        cmd = cmd.group(sexton::tree::Group::Join(pgrp));
+    let mut cmd = cmd.lifeline(w.lifeline).forward_signals(true);
+    if w.foreground {
+        cmd = cmd.group(sexton::tree::Group::Join(w.pgrp));
     }
     let argv = cmd.argv_lossy();
     let (outcome, status) = match cmd.run() {
