@@ -425,8 +425,10 @@ pub fn own_code_ranges() -> Vec<(usize, usize)> {
         .collect()
 }
 
-/// Mount point of the cgroup2 hierarchy, from `/proc/self/mountinfo`
-/// (parsed by the `procfs` crate's `MountInfos`), read once per process:
+/// Mount point of the cgroup2 hierarchy: `/sys/fs/cgroup` or
+/// `/sys/fs/cgroup/unified` when `statfs(2)` says cgroup2 is there, else
+/// from `/proc/self/mountinfo` (parsed by the `procfs` crate's
+/// `MountInfos`); looked up once per process:
 /// mounts do not move under a running sexton in any way that matters to
 /// it, and the lookup sits on every spawn.
 pub fn cgroup2_mount() -> Option<std::path::PathBuf> {
@@ -434,6 +436,14 @@ pub fn cgroup2_mount() -> Option<std::path::PathBuf> {
     static MOUNT: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
     MOUNT
         .get_or_init(|| {
+            // The usual places first, one statfs(2) each: a cgroup2 there
+            // is the answer without reading and parsing every mount.
+            const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
+            for dir in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
+                if rustix::fs::statfs(dir).is_ok_and(|st| st.f_type as i64 == CGROUP2_SUPER_MAGIC) {
+                    return Some(std::path::PathBuf::from(dir));
+                }
+            }
             let text = read_text("/proc/self/mountinfo")?;
             let mounts = ::procfs::process::MountInfos::from_read(text.as_bytes()).ok()?;
             mounts
