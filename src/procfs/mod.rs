@@ -440,6 +440,8 @@ pub fn cgroup2_mount() -> Option<std::path::PathBuf> {
             // is the answer without reading and parsing every mount.
             const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
             for dir in ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"] {
+                // f_type's width differs between architectures.
+                #[allow(clippy::unnecessary_cast)]
                 if rustix::fs::statfs(dir).is_ok_and(|st| st.f_type as i64 == CGROUP2_SUPER_MAGIC) {
                     return Some(std::path::PathBuf::from(dir));
                 }

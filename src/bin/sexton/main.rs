@@ -46,17 +46,52 @@ pub const COMMANDS: &[&str] = &[
     "status", "start", "stop", "restart", "reload", "down", "logs",
 ];
 
+/// The hot commands (`run`, `init`, `check`) parsed with only their own
+/// definition built: building every command's definition is most of the
+/// CPU a short `run` spends in sexton, and touches pages an init then
+/// keeps. Help and version requests go the full way, so they read the
+/// same whatever the command. `None`: not one of them.
+fn lean() -> Option<Result<Commands, clap::Error>> {
+    use clap::{Args, FromArgMatches};
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let sub = args.first()?.to_str()?;
+    let asks_help = args
+        .iter()
+        .take_while(|a| a.as_os_str() != "--")
+        .any(|a| matches!(a.to_str(), Some("-h" | "--help" | "-V" | "--version")));
+    if asks_help {
+        return None;
+    }
+    fn one<A: Args + FromArgMatches>(
+        name: &'static str,
+        args: &[std::ffi::OsString],
+    ) -> Result<A, clap::Error> {
+        let cmd = A::augment_args(clap::Command::new(name).bin_name(format!("sexton {name}")));
+        A::from_arg_matches(&cmd.try_get_matches_from(args)?)
+    }
+    Some(match sub {
+        "run" => one::<cmd::run::RunArgs>("run", &args).map(|a| Commands::Run(Box::new(a))),
+        "init" => one("init", &args).map(Commands::Init),
+        "check" => one("check", &args).map(Commands::Check),
+        _ => return None,
+    })
+}
+
 fn main() -> ExitCode {
     caller::restore_sigchld();
     if let Err(e) = cmd::run::split_early() {
         exit::error(e, None);
         return ExitCode::from(exit::FAILED as u8);
     }
-    let cli = match Cli::try_parse() {
+    let command = match lean() {
+        Some(c) => c,
+        None => Cli::try_parse().map(|c| c.command),
+    };
+    let command = match command {
         Ok(c) => c,
         Err(e) => return exit::usage(e),
     };
-    let code = match cli.command {
+    let code = match command {
         Commands::Run(a) => cmd::run::main(*a),
         Commands::Demo(a) => cmd::demo::main(a),
         Commands::Daemon(a) => cmd::daemon::main(a),

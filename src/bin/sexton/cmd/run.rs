@@ -271,7 +271,9 @@ static WORKER: std::sync::Mutex<Option<Worker>> = std::sync::Mutex::new(None);
 /// Returns the error to report when the split fails.
 pub fn split_early() -> Result<(), String> {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-    let Some(sub) = args.first() else { return Ok(()) };
+    let Some(sub) = args.first() else {
+        return Ok(());
+    };
     if sub != "run" && sub != "check" {
         return Ok(());
     }
