@@ -17,12 +17,7 @@ static STATE: OnceLock<SignalState> = OnceLock::new();
 /// Runs before `main`: reads the mask (`sigprocmask(2)`) and whether
 /// SIGPIPE and SIGCHLD are ignored (`rt_sigaction(2)` without a new
 /// action). No allocation.
-extern "C" fn record(argc: i32, argv: *const *const u8, _envp: *const *const u8) {
-    // SAFETY: glibc hands every .init_array function main's argc and argv,
-    // valid for the process's life.
-    if argc > 1 && unsafe { is(*argv.add(1), b"init") } {
-        lean_pages();
-    }
+extern "C" fn record() {
     let mask = nix::sys::signal::SigSet::thread_get_mask()
         .unwrap_or_else(|_| nix::sys::signal::SigSet::empty());
     let _ = STATE.set(SignalState {
@@ -34,50 +29,7 @@ extern "C" fn record(argc: i32, argv: *const *const u8, _envp: *const *const u8)
 
 #[used]
 #[unsafe(link_section = ".init_array")]
-static RECORD: extern "C" fn(i32, *const *const u8, *const *const u8) = record;
-
-/// True when the C string `arg` is `word`.
-///
-/// # Safety
-/// `arg` is null or a NUL-terminated string.
-unsafe fn is(arg: *const u8, word: &[u8]) -> bool {
-    if arg.is_null() {
-        return false;
-    }
-    // SAFETY: `arg` is NUL-terminated (the caller's promise).
-    unsafe { std::ffi::CStr::from_ptr(arg.cast()) }.to_bytes() == word
-}
-
-/// `sexton init` lives as long as its container, and what it keeps
-/// resident counts there: `madvise(MADV_RANDOM)` over sexton's own code
-/// turns off the kernel's fault-around (which maps the 15 neighbours of
-/// every code page touched), so only the pages init runs become resident.
-/// The code's bounds come from the linker (`__executable_start`,
-/// `etext`). Done before Rust's runtime starts, so the start-up peak is
-/// lowered too; best effort.
-fn lean_pages() {
-    unsafe extern "C" {
-        static __executable_start: u8;
-        static etext: u8;
-    }
-    // The linker defines both symbols; only their addresses are taken.
-    let (start, end) = (
-        &raw const __executable_start as usize,
-        &raw const etext as usize,
-    );
-    let page = 4096;
-    let start = start & !(page - 1);
-    if end <= start {
-        return;
-    }
-    if let Some(ptr) = std::ptr::NonNull::new(start as *mut std::ffi::c_void) {
-        // SAFETY: the range is this executable's own mapped code;
-        // MADV_RANDOM only changes how the kernel pages it in.
-        let _ = unsafe {
-            nix::sys::mman::madvise(ptr, end - start, nix::sys::mman::MmapAdvise::MADV_RANDOM)
-        };
-    }
-}
+static RECORD: extern "C" fn() = record;
 
 /// The signal state sexton's caller gave it.
 pub fn signals() -> SignalState {
