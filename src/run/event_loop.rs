@@ -33,7 +33,7 @@ use super::{
 use crate::pipes::{self, Capture, Drain, End, Reader, Sink};
 use crate::procfs;
 use crate::tree::{ChildSetup, DirectIo, SignalState, Tree, signals};
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::poll::{PollFd, PollFlags, ppoll};
 use nix::sys::signalfd::SignalFd;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::process::Stdio;
@@ -69,6 +69,7 @@ pub(super) fn run(mut cmd: Command) -> Result<Outcome, RunError> {
     let sampler = cmd.sampler.take();
     let (readers, tree, start) = spawn(&cmd, signal_state)?;
     let blocked = vec![false; readers.len()];
+    let rest = vec![None; readers.len()];
     let mut run = Run {
         // A timeout past what an Instant can hold is no timeout.
         timeout_at: cmd
@@ -80,6 +81,7 @@ pub(super) fn run(mut cmd: Command) -> Result<Outcome, RunError> {
         tree,
         readers,
         blocked,
+        rest,
         start,
         signals,
         lifeline,
@@ -101,6 +103,8 @@ struct Run {
     readers: Vec<Reader>,
     /// `blocked[i]`: reader `i` waits for its output to take more.
     blocked: Vec<bool>,
+    /// `rest[i]`: reader `i` is not looked at before this (it trickles).
+    rest: Vec<Option<Instant>>,
     start: Instant,
     signals: Option<SignalFd>,
     lifeline: Option<OwnedFd>,
@@ -141,7 +145,9 @@ impl Run {
                     PollFd::new(unsafe { BorrowedFd::borrow_raw(fd) }, ev)
                 })
                 .collect();
-            match poll(&mut fds, poll_timeout(wait)) {
+            // ppoll: the rest of a trickling pipe is well under a
+            // millisecond, which poll(2)'s timeout cannot express.
+            match ppoll(&mut fds, wait.map(nix::sys::time::TimeSpec::from_duration), None) {
                 Ok(_) => {}
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => {
@@ -246,6 +252,10 @@ impl Run {
         }
         for (i, r) in self.readers.iter().enumerate() {
             let Some(fd) = r.fd() else { continue };
+            if self.rest[i].is_some_and(|t| now < t) {
+                continue;
+            }
+            self.rest[i] = None;
             match (self.blocked[i], r.output_fd()) {
                 (true, Some(out)) => {
                     slots.push(Slot::Output(i));
@@ -271,6 +281,7 @@ impl Run {
             self.kill_at,
             self.drain_until.filter(|_| cut_pending),
             self.sample_at,
+            self.rest.iter().flatten().min().copied(),
         ]
         .into_iter()
         .flatten()
@@ -289,8 +300,10 @@ impl Run {
 
     fn on_pipe(&mut self, i: usize) {
         self.blocked[i] = false;
-        if let Drain::OutputFull = self.readers[i].drain() {
-            self.blocked[i] = true;
+        match self.readers[i].drain() {
+            Drain::OutputFull => self.blocked[i] = true,
+            Drain::Trickle => self.rest[i] = Instant::now().checked_add(pipes::TRICKLE_REST),
+            Drain::Idle | Drain::Ended(_) => {}
         }
     }
 
@@ -390,16 +403,6 @@ impl Run {
             err.dropped(),
         );
         Ok(outcome)
-    }
-}
-
-/// A poll timeout from a wait, rounded up so that a deadline is never
-/// polled for 0 ms too early (`None`: wait for an event).
-fn poll_timeout(wait: Option<Duration>) -> PollTimeout {
-    match wait {
-        None => PollTimeout::NONE,
-        Some(w) => PollTimeout::try_from(w.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32)
-            .unwrap_or(PollTimeout::MAX),
     }
 }
 
@@ -506,6 +509,9 @@ fn spawn(
         let mut stdio = match mode {
             Output::Inherit => vec![Stdio::inherit()],
             _ => {
+                if matches!(mode, Output::Forward | Output::Tee) {
+                    pipes::widen_destination(fd);
+                }
                 let sink = match mode {
                     Output::Capture => Sink::Capture(Capture::new(cmd.output_limit)),
                     Output::Forward => Sink::Forward {
