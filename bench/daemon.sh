@@ -54,7 +54,17 @@ wait_gone() { # wait_gone FILE: until it has been removed (10s at most)
   exit 1
 }
 
-# measure NAME START_CMD MONITOR_PID_CMD STOP_CMD
+# sum FIELD PID...: a smaps_rollup field summed over the monitor's
+# processes (sexton's guard and its worker; libslack's one process)
+sum() {
+  local f=$1 p n=0
+  shift
+  for p in "$@"; do n=$((n + $(field "/proc/$p/smaps_rollup" "$f"))); done
+  echo "$n"
+}
+wakeups_of() { local p n=0; for p in "$@"; do n=$((n + $(wakeups "$p"))); done; echo "$n"; }
+
+# measure NAME START_CMD MONITOR_PIDS_CMD STOP_CMD
 # appends "rss pss wakeups start_ms" for one round to $work/NAME
 measure() {
   local name=$1 start=$2 monpid=$3 stop=$4
@@ -62,11 +72,12 @@ measure() {
   t0=$(now_ms)
   eval "$start"
   t1=$(now_ms)
-  mon=$(eval "$monpid")
-  a=$(wakeups "$mon")
+  # shellcheck disable=SC2207
+  mon=($(eval "$monpid"))
+  a=$(wakeups_of "${mon[@]}")
   sleep "$IDLE"
-  b=$(wakeups "$mon")
-  echo "$(field "/proc/$mon/smaps_rollup" Rss) $(field "/proc/$mon/smaps_rollup" Pss) $((b - a)) $((t1 - t0))" >>"$work/$name"
+  b=$(wakeups_of "${mon[@]}")
+  echo "$(sum Rss "${mon[@]}") $(sum Pss "${mon[@]}") $((b - a)) $((t1 - t0))" >>"$work/$name"
   eval "$stop"
 }
 
@@ -75,15 +86,16 @@ measure() {
 shared() {
   local name=$1 start=$2 monpid=$3 stop=$4 i mon
   for i in 1 2 3 4; do eval "$(printf "$start" "$i" "$i")"; done
-  mon=$(eval "$(printf "$monpid" 1)")
-  echo "$(field "/proc/$mon/smaps_rollup" Pss)" >>"$work/$name-shared"
+  # shellcheck disable=SC2207
+  mon=($(eval "$(printf "$monpid" 1)"))
+  echo "$(sum Pss "${mon[@]}")" >>"$work/$name-shared"
   for i in 1 2 3 4; do eval "$(printf "$stop" "$i" "$i")"; done
 }
 
 for _ in $(seq "$ROUNDS"); do
   shared sexton \
     "$SEXTON daemon --respawn --pidfile $work/s%d.pid -- sleep 100000 # %d" \
-    "awk '{print \$4}' /proc/\$(head -n1 $work/s%d.pid)/stat" \
+    "w=\$(awk '{print \$4}' /proc/\$(head -n1 $work/s%d.pid)/stat); echo \$w \$(awk '{print \$4}' /proc/\$w/stat)" \
     "$SEXTON daemon --stop --pidfile $work/s%d.pid # %d"
   shared libslack \
     "daemon -r --name=sb%d --pidfiles=$work -- sleep 100000; wait_for $work/sb%d.clientpid" \
@@ -91,7 +103,7 @@ for _ in $(seq "$ROUNDS"); do
     "daemon --name=sb%d --pidfiles=$work --stop; wait_gone $work/sb%d.pid"
   measure sexton \
     "$SEXTON daemon --respawn --pidfile $work/sexton.pid -- sleep 100000" \
-    "awk '{print \$4}' /proc/\$(head -n1 $work/sexton.pid)/stat" \
+    "w=\$(awk '{print \$4}' /proc/\$(head -n1 $work/sexton.pid)/stat); echo \$w \$(awk '{print \$4}' /proc/\$w/stat)" \
     "$SEXTON daemon --stop --pidfile $work/sexton.pid"
   # libslack returns before its client necessarily runs: wait for the
   # client's pid to exist (counted in its start time, to be fair).
@@ -114,8 +126,9 @@ echo "Monitor of an idle daemon (\`sleep\`), median of $ROUNDS rounds, idle wind
 echo
 echo "| | sexton daemon --respawn | daemon -r (libslack $(daemon --version 2>&1 | head -n1 | sed 's/daemon-//')) | sexton / libslack |"
 echo "|---|---:|---:|---:|"
-echo "| monitor RSS (KiB) | $s_rss | $l_rss | $(ratio "$s_rss" "$l_rss") |"
-echo "| monitor PSS (KiB) | $s_pss | $l_pss | $(ratio "$s_pss" "$l_pss") |"
+echo "| monitor processes | 2 (guard + worker) | 1 | |"
+echo "| monitor RSS (KiB, summed) | $s_rss | $l_rss | $(ratio "$s_rss" "$l_rss") |"
+echo "| monitor PSS (KiB, summed) | $s_pss | $l_pss | $(ratio "$s_pss" "$l_pss") |"
 echo "| monitor PSS with 4 daemons running (KiB, each) | $s_sh | $l_sh | $(ratio "$s_sh" "$l_sh") |"
 echo "| monitor wakeups in ${IDLE}s idle | $s_wk | $l_wk | $(ratio "$s_wk" "$l_wk") |"
-echo "| start to program running (ms) | $s_ms | $l_ms | $(ratio "$s_ms" "$l_ms") |"
+echo "| start command returned (ms; sexton waits 200 ms to call a start good) | $s_ms | $l_ms | $(ratio "$s_ms" "$l_ms") |"
