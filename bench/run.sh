@@ -8,7 +8,7 @@ here=bench/run
 quick=${1:-}
 
 need=()
-for c in hyperfine:hyperfine python3:python3 perl:perl setsid:util-linux timeout:coreutils; do
+for c in hyperfine:hyperfine python3:python3 perl:perl setsid:util-linux timeout:coreutils tini:tini dumb-init:dumb-init catatonit:catatonit; do
   command -v "${c%%:*}" >/dev/null 2>&1 || need+=("${c#*:}")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -34,6 +34,9 @@ hyperfine -N --warmup 50 --runs "$runs" --export-json "$tmp/spawn.json" \
   "$S run --tracking subreaper -- true" \
   "$S run --timeout 10 -- true" \
   "timeout 10 true" \
+  "tini -s -- true" \
+  "dumb-init true" \
+  "catatonit -- true" \
   "true" >/dev/null 2>&1
 python3 - "$tmp/spawn.json" "$S" <<'PY'
 import json, sys
