@@ -188,8 +188,8 @@ pub fn pipe_pair() -> std::io::Result<(OwnedFd, OwnedFd, u64)> {
 pub fn widen_destination(fd: RawFd) {
     // SAFETY: `fd` is one of sexton's stdio fds, open for the call.
     let bfd = unsafe { BorrowedFd::borrow_raw(fd) };
-    let is_pipe = nix::sys::stat::fstat(bfd)
-        .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFIFO);
+    let is_pipe =
+        nix::sys::stat::fstat(bfd).is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFIFO);
     if is_pipe {
         let _ = fcntl(bfd, nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));
     }

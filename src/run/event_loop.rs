@@ -147,7 +147,11 @@ impl Run {
                 .collect();
             // ppoll: the rest of a trickling pipe is well under a
             // millisecond, which poll(2)'s timeout cannot express.
-            match ppoll(&mut fds, wait.map(nix::sys::time::TimeSpec::from_duration), None) {
+            match ppoll(
+                &mut fds,
+                wait.map(nix::sys::time::TimeSpec::from_duration),
+                None,
+            ) {
                 Ok(_) => {}
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => {
