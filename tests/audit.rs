@@ -728,6 +728,7 @@ fn d1_check_reports_zombies_left_while_the_parent_lived() {
     assert_eq!(code, 1);
     let z: Vec<&Value> = f.iter().filter(|x| x["kind"] == "zombie").collect();
     assert_eq!(z.len(), 3, "{f:?}");
+    assert!(z.iter().all(|x| x["parent"]["zombies"] == 3), "{z:?}");
     assert!(
         z[0]["parent"]["cmdline"]
             .as_str()
@@ -813,4 +814,756 @@ fn check_killed_with_sigkill_kills_the_tree() {
     poll("the checked tree to die with sexton check", || {
         (!alive(sleep)).then_some(())
     });
+}
+
+// ------------------------------------------------- zombie counts, --pid
+
+/// A parent that forks argv[1] children that exit at once, and never
+/// waits for them. Prints the zombies' pids.
+const NOWAIT: &str = r#"
+import os, sys, time
+os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+kids = []
+for _ in range(int(sys.argv[1])):
+    pid = os.fork()
+    if pid == 0:
+        os._exit(0)
+    kids.append(pid)
+print(" ".join(map(str, kids)), flush=True)
+time.sleep(300)
+"#;
+
+/// Runs `python3 SCRIPT ARGS` with stdin, stderr on /dev/null and stdout
+/// piped; returns its pid and the first line it prints.
+fn python(g: &mut Guard, path: &PathBuf, args: &[&str]) -> (i32, String) {
+    let mut child = Command::new("python3")
+        .arg(path)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let pid = g.child(child);
+    (pid, read_line(&mut out))
+}
+
+fn pids_of(line: &str) -> Vec<i32> {
+    line.split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn zombie_findings_carry_their_parents_zombie_count() {
+    let mut g = Guard::default();
+    let path = script("nowait.py", NOWAIT);
+    let (three, line) = python(&mut g, &path, &["3"]);
+    let zs3 = pids_of(&line);
+    let (one, line) = python(&mut g, &path, &["1"]);
+    let zs1 = pids_of(&line);
+    poll("the zombies", || {
+        zs3.iter().chain(&zs1).all(|&z| is_zombie(z)).then_some(())
+    });
+    for cmd in ["zombies", "audit"] {
+        let (_, doc) = sexton_json(&[cmd]);
+        for (parent, n) in [(three, 3), (one, 1)] {
+            let mine: Vec<Value> = findings(&doc)
+                .into_iter()
+                .filter(|f| f["kind"] == "zombie" && f["ppid"] == parent)
+                .collect();
+            assert_eq!(mine.len(), n, "{cmd}: {doc}");
+            for f in &mine {
+                assert_eq!(
+                    f["parent"]["zombies"].as_u64(),
+                    Some(n as u64),
+                    "{cmd}: {f}"
+                );
+            }
+        }
+    }
+    // `why` of one of them says the same of its parent.
+    let (_, doc) = sexton_json(&["why", &zs3[0].to_string()]);
+    assert_eq!(doc["findings"][0]["parent"]["zombies"], 3, "{doc}");
+}
+
+/// Two families, each a parent with a child sharing a pipe (both ends,
+/// fds above 2) and a zombie. Prints "CHILD ZOMBIE".
+const FAMILY: &str = r#"
+import os, sys, time
+os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+r, w = os.pipe()
+kid = os.fork()
+if kid == 0:
+    time.sleep(300)
+    os._exit(0)
+zombie = os.fork()
+if zombie == 0:
+    os._exit(0)
+print(kid, zombie, flush=True)
+time.sleep(300)
+"#;
+
+#[test]
+fn zombies_and_shared_take_a_subtree_with_pid() {
+    let mut g = Guard::default();
+    let path = script("family.py", FAMILY);
+    let (a, line) = python(&mut g, &path, &[]);
+    let [a_kid, a_zombie] = pids_of(&line)[..] else {
+        panic!("{line}")
+    };
+    g.pids.push(a_kid);
+    let (b, line) = python(&mut g, &path, &[]);
+    let [b_kid, b_zombie] = pids_of(&line)[..] else {
+        panic!("{line}")
+    };
+    g.pids.push(b_kid);
+    poll("both zombies", || {
+        (is_zombie(a_zombie) && is_zombie(b_zombie)).then_some(())
+    });
+    let zombie_pids = |doc: &Value| -> Vec<i64> {
+        findings(doc)
+            .iter()
+            .filter(|f| f["kind"] == "zombie")
+            .map(|f| f["pid"].as_i64().unwrap())
+            .collect()
+    };
+    let pipe_of = |doc: &Value, parent: i32| {
+        findings(doc).into_iter().find(|f| {
+            f["kind"] == "shared_pipe"
+                && f["pids"]
+                    .as_array()
+                    .is_some_and(|p| p.contains(&parent.into()))
+        })
+    };
+    // Machine-wide, both families are there.
+    let (_, all) = sexton_json(&["zombies"]);
+    let z = zombie_pids(&all);
+    assert!(
+        z.contains(&a_zombie.into()) && z.contains(&b_zombie.into()),
+        "{all}"
+    );
+    let (_, all) = sexton_json(&["shared"]);
+    assert!(
+        pipe_of(&all, a).is_some() && pipe_of(&all, b).is_some(),
+        "{all}"
+    );
+
+    // Under --pid A, only A's.
+    let (code, doc) = sexton_json(&["zombies", "--pid", &a.to_string()]);
+    assert_eq!(
+        (code, zombie_pids(&doc)),
+        (1, vec![a_zombie.into()]),
+        "{doc}"
+    );
+    let (code, doc) = sexton_json(&["shared", "--pid", &a.to_string()]);
+    assert_eq!(code, 1, "{doc}");
+    assert!(pipe_of(&doc, a).is_some(), "{doc}");
+    assert!(pipe_of(&doc, b).is_none(), "{doc}");
+    for f in findings(&doc) {
+        let pids = f["pids"].as_array().unwrap();
+        assert!(
+            pids.contains(&a.into()) || pids.contains(&a_kid.into()),
+            "{f}"
+        );
+    }
+    // Under --pid of A's child, the pipe it shares with its parent is
+    // found, and the finding is about the holder in the subtree.
+    for cmd in ["shared", "audit"] {
+        let (_, doc) = sexton_json(&[cmd, "--pid", &a_kid.to_string()]);
+        let f = pipe_of(&doc, a).unwrap_or_else(|| panic!("{cmd}: {doc}"));
+        assert_eq!(f["pid"], a_kid, "{cmd}: {f}");
+        assert!(
+            !zombie_pids(&doc).contains(&a_zombie.into()),
+            "{cmd}: {doc}"
+        );
+    }
+    // A pid that does not exist is a usage error, as for audit.
+    for cmd in ["zombies", "orphans", "shared"] {
+        let out = Command::new(SEXTON)
+            .args([cmd, "--pid", "2147483646"])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{cmd}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr).trim(),
+            format!("sexton: {cmd} --pid 2147483646: no such process")
+        );
+    }
+}
+
+/// A subreaper R that forks X; X starts a session, forks a group leader
+/// L, and L forks M in its group; L exits, so M is adopted by R from
+/// another session: an orphan in R's subtree. Prints "X M".
+const SUBREAPER_ORPHAN: &str = r#"
+import ctypes, os, sys, time
+os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+r, w = os.pipe()
+x = os.fork()
+if x == 0:
+    os.setsid()
+    l = os.fork()
+    if l == 0:
+        os.setpgid(0, 0)
+        m = os.fork()
+        if m == 0:
+            time.sleep(300)
+            os._exit(0)
+        os.write(w, b"%d\n" % m)
+        os._exit(0)
+    os.waitpid(l, 0)
+    time.sleep(300)
+    os._exit(0)
+m = os.read(r, 64).decode().strip()
+print(x, m, flush=True)
+time.sleep(300)
+"#;
+
+#[test]
+fn orphans_take_a_subtree_with_pid() {
+    let mut g = Guard::default();
+    let path = script("subreaper.py", SUBREAPER_ORPHAN);
+    let (r, line) = python(&mut g, &path, &[]);
+    let [x, m] = pids_of(&line)[..] else {
+        panic!("{line}")
+    };
+    g.pids.extend([x, m]);
+    poll("M adopted by R", || {
+        sexton::procfs::process(m)
+            .is_some_and(|p| p.ppid == r)
+            .then_some(())
+    });
+    let has_m = |doc: &Value| {
+        findings(doc)
+            .iter()
+            .any(|f| f["kind"] == "orphan" && f["pid"] == m)
+    };
+    let (_, all) = sexton_json(&["orphans"]);
+    assert!(has_m(&all), "{all}");
+    let (code, doc) = sexton_json(&["orphans", "--pid", &r.to_string()]);
+    assert_eq!(code, 1, "{doc}");
+    assert!(has_m(&doc), "{doc}");
+    for f in findings(&doc) {
+        assert!(
+            subtree_of(r).contains(&(f["pid"].as_i64().unwrap() as i32)),
+            "{f}"
+        );
+    }
+    // X started the session but M is no longer below it.
+    let (code, doc) = sexton_json(&["orphans", "--pid", &x.to_string()]);
+    assert_eq!(code, 0, "{doc}");
+    assert!(!has_m(&doc), "{doc}");
+}
+
+// ------------------------------------------------------- shared: itself
+
+#[test]
+fn shared_never_lists_sexton_itself() {
+    use std::os::fd::AsRawFd;
+    let mut g = Guard::default();
+    // The read end stays open here on an fd above 2, and is sexton's
+    // stdin: were sexton counted, it would share the read end with us.
+    let (r, _w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+    assert!(r.as_raw_fd() > 2);
+    let ino = nix::sys::stat::fstat(&r).unwrap().st_ino;
+    let target = format!("pipe:[{ino}]");
+    let run = |r: &std::os::fd::OwnedFd| {
+        let child = Command::new(SEXTON)
+            .args(["shared", "--json"])
+            .stdin(Stdio::from(r.try_clone().unwrap()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let me = child.id() as i32;
+        let out = child.wait_with_output().unwrap();
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        (me, doc)
+    };
+    let (me, doc) = run(&r);
+    for f in findings(&doc) {
+        assert_ne!(f["pid"], me, "sexton reported itself: {f}");
+        assert_ne!(f["target"], target.as_str(), "{f}");
+        let pids = f["pids"].as_array().cloned().unwrap_or_default();
+        assert!(!pids.contains(&me.into()), "sexton listed itself: {f}");
+    }
+    // Negative control: another process reading the same pipe makes it
+    // a finding, without sexton in it.
+    let sleep = g.child(
+        Command::new("sleep")
+            .arg("300")
+            .stdin(Stdio::from(r.try_clone().unwrap()))
+            .spawn()
+            .unwrap(),
+    );
+    let (me, doc) = run(&r);
+    let f = findings(&doc)
+        .into_iter()
+        .find(|f| f["target"] == target.as_str())
+        .unwrap_or_else(|| panic!("{target} not reported: {doc}"));
+    let ours = std::process::id() as i32;
+    let pids = f["pids"].as_array().unwrap();
+    assert!(
+        pids.contains(&ours.into()) && pids.contains(&sleep.into()),
+        "{f}"
+    );
+    assert!(!pids.contains(&me.into()), "sexton listed itself: {f}");
+}
+
+/// A parent and its child both keep both ends of one pipe on fds above
+/// 2; the script's last argument is a tag for its command line. Prints
+/// the child's pid.
+const BOTH_ENDS: &str = r#"
+import os, time
+os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+r, w = os.pipe()
+kid = os.fork()
+if kid == 0:
+    time.sleep(300)
+    os._exit(0)
+print(kid, flush=True)
+time.sleep(300)
+"#;
+
+#[test]
+fn a_pipe_shared_on_both_ends_is_one_finding_and_text_stays_on_its_lines() {
+    let mut g = Guard::default();
+    let path = script("both-ends.py", BOTH_ENDS);
+    let (parent, line) = python(&mut g, &path, &["tag\nline2"]);
+    let kid: i32 = line.parse().unwrap();
+    g.pids.push(kid);
+    let (_, doc) = sexton_json(&["shared"]);
+    let mine: Vec<Value> = findings(&doc)
+        .into_iter()
+        .filter(|f| {
+            f["kind"] == "shared_pipe"
+                && f["pids"]
+                    .as_array()
+                    .is_some_and(|p| p.contains(&parent.into()))
+        })
+        .collect();
+    assert_eq!(mine.len(), 1, "one pipe, one finding: {mine:?}");
+    let f = &mine[0];
+    assert_eq!(f["pids"], serde_json::json!([parent, kid]), "{f}");
+    let holders = f["holders"].as_array().unwrap();
+    for end in ["read", "write"] {
+        let on: Vec<&Value> = holders.iter().filter(|h| h["end"] == end).collect();
+        assert_eq!(on.len(), 2, "{end}: {f}");
+    }
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("both ends of pipe:["),
+        "{f}"
+    );
+    // The JSON keeps the command line as it is...
+    assert!(
+        f["cmdline"].as_str().unwrap().ends_with(" tag\nline2"),
+        "{f}"
+    );
+    // ...the text escapes it: every line of the block is sexton's.
+    let out = Command::new(SEXTON)
+        .args(["shared", "--pid", &kid.to_string()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(" tag\\nline2"), "{text}");
+    assert!(!text.lines().any(|l| l.starts_with("line2")), "{text}");
+}
+
+// ------------------------------------------------------------- why, more
+
+/// The `why` finding of `pid`.
+fn why(pid: i32) -> Value {
+    let (code, doc) = sexton_json(&["why", &pid.to_string()]);
+    assert_eq!(code, 0, "{doc}");
+    findings(&doc).pop().unwrap_or_else(|| panic!("{doc}"))
+}
+
+fn state_of(pid: i32) -> Option<char> {
+    sexton::procfs::process(pid).map(|p| p.state)
+}
+
+#[test]
+fn why_says_a_stopped_process_is_stopped() {
+    let mut g = Guard::default();
+    let sleep = g.child(Command::new("sleep").arg("300").spawn().unwrap());
+    // Negative control: asleep, it is blocked in its call.
+    let f = poll("sleep asleep", || {
+        let f = why(sleep);
+        f["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("blocked in clock_nanosleep"))
+            .then_some(f)
+    });
+    assert_eq!(f["state"], "S");
+    let pid = nix::unistd::Pid::from_raw(sleep);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    poll("sleep stopped", || {
+        (state_of(sleep) == Some('T')).then_some(())
+    });
+    let f = why(sleep);
+    let msg = f["message"].as_str().unwrap();
+    assert!(msg.starts_with("stopped"), "{msg}");
+    assert!(
+        msg.contains("SIGSTOP") && !msg.contains("blocked in"),
+        "{msg}"
+    );
+    assert_eq!(f["state"], "T");
+    assert!(
+        f["hint"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("kill -CONT {sleep}"))
+    );
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).unwrap();
+}
+
+#[test]
+fn why_names_the_writer_of_a_fifo() {
+    let mut g = Guard::default();
+    let dir = script("fifo-dir", "").parent().unwrap().to_path_buf();
+    let fifo = dir.join("fifo");
+    let _ = std::fs::remove_file(&fifo);
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let cat = g.child(
+        Command::new("cat")
+            .arg(&fifo)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Opening a FIFO waits for the other side.
+    let f = poll("cat waiting for a writer", || {
+        let f = why(cat);
+        f["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("opening the FIFO"))
+            .then_some(f)
+    });
+    let msg = f["message"].as_str().unwrap();
+    assert!(
+        msg.contains(&format!("{} for reading", fifo.display())),
+        "{msg}"
+    );
+    let writer = g.child(
+        Command::new("sh")
+            .args(["-c", "exec sleep 300 3>\"$0\""])
+            .arg(&fifo)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let f = poll("cat blocked reading the FIFO", || {
+        let f = why(cat);
+        (f["syscall"] == "read" && f["holders"].as_array().is_some_and(|h| !h.is_empty()))
+            .then_some(f)
+    });
+    // The writer holds it; cat, which holds the read end, is not listed.
+    assert_eq!(f["holders"].as_array().unwrap().len(), 1, "{f}");
+    let h = &f["holders"][0];
+    assert_eq!(
+        (h["pid"].as_i64(), h["end"].as_str()),
+        (Some(writer.into()), Some("write")),
+        "{f}"
+    );
+    assert_eq!(h["fds"], serde_json::json!([3]));
+    let msg = f["message"].as_str().unwrap();
+    assert!(
+        msg.contains(&format!(
+            "the write end is held by {writer} sleep 300 (fd 3)"
+        )),
+        "{msg}"
+    );
+}
+
+/// Takes a lock on the file argv[1] (`flock` or `fcntl` as argv[2]),
+/// prints "locked", and sleeps.
+const LOCKER: &str = r#"
+import fcntl, os, sys, time
+os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+f = open(sys.argv[1], "w")
+if sys.argv[2] == "flock":
+    fcntl.flock(f, fcntl.LOCK_EX)
+else:
+    fcntl.lockf(f, fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(300)
+"#;
+
+#[test]
+fn why_names_the_holder_of_a_lock() {
+    let path = script("locker.py", LOCKER);
+    for (how, call) in [("flock", "flock"), ("fcntl", "fcntl")] {
+        let mut g = Guard::default();
+        let file = path.with_file_name(format!("{how}.lock"));
+        std::fs::write(&file, "").unwrap();
+        let file_s = file.to_str().unwrap();
+        let (holder, line) = python(&mut g, &path, &[file_s, how]);
+        assert_eq!(line, "locked");
+        // A process that has the file open without a lock: not a holder.
+        let bystander = g.child(
+            Command::new("sh")
+                .args(["-c", "exec sleep 300 3<\"$0\""])
+                .arg(&file)
+                .spawn()
+                .unwrap(),
+        );
+        let waiter = g.child(
+            Command::new("python3")
+                .arg(&path)
+                .args([file_s, how])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let f = poll("the waiter blocked on the lock", || {
+            let f = why(waiter);
+            (f["syscall"] == call && f["holders"].is_array()).then_some(f)
+        });
+        let holders: Vec<i64> = f["holders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["pid"].as_i64().unwrap())
+            .collect();
+        assert_eq!(holders, vec![i64::from(holder)], "{how}: {f}");
+        assert!(!holders.contains(&bystander.into()));
+        let msg = f["message"].as_str().unwrap();
+        assert!(
+            msg.contains(&format!("lock on it is held by {holder} ")),
+            "{how}: {msg}"
+        );
+        assert!(
+            f["target"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!("{how}.lock")),
+            "{f}"
+        );
+    }
+}
+
+/// A kernel thread, from the flags of /proc/PID/stat (`PF_KTHREAD`).
+fn a_kernel_thread() -> Option<i32> {
+    std::fs::read_dir("/proc").ok()?.flatten().find_map(|e| {
+        let pid: i32 = e.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let after = &stat[stat.rfind(')')? + 2..];
+        let flags: u64 = after.split(' ').nth(6)?.parse().ok()?;
+        (flags & 0x0020_0000 != 0).then_some(pid)
+    })
+}
+
+#[test]
+fn why_says_a_kernel_thread_is_one_and_escapes_a_command_line() {
+    let Some(k) = a_kernel_thread() else {
+        eprintln!(
+            "no kernel thread visible here (PID namespace?): only the command line is checked"
+        );
+        return;
+    };
+    let f = why(k);
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("a kernel thread"),
+        "{f}"
+    );
+    assert!(f["cmdline"].as_str().unwrap().starts_with('['), "{f}");
+
+    // A user process whose command line has a newline and bytes that are
+    // not UTF-8: not shown as `[comm]`, not as a kernel thread.
+    use std::os::unix::ffi::OsStrExt;
+    let mut g = Guard::default();
+    let sh = g.child(
+        Command::new("sh")
+            .args(["-c", "sleep 300; :", "a\nb"])
+            .arg(std::ffi::OsStr::from_bytes(b"x\xffy"))
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let f = poll("sh waiting for sleep", || {
+        let f = why(sh);
+        (f["syscall"] == "wait4").then_some(f)
+    });
+    assert_eq!(f["cmdline"], "sh -c sleep 300; : a\nb x\\xffy", "{f}");
+    assert!(
+        !f["message"].as_str().unwrap().contains("kernel thread"),
+        "{f}"
+    );
+    let out = Command::new(SEXTON)
+        .args(["why", &sh.to_string()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let first = text.lines().next().unwrap_or("");
+    assert!(
+        first.starts_with(&format!("{sh} sh -c sleep 300; : a\\nb x\\xffy  [state S]")),
+        "{text}"
+    );
+    assert!(!text.lines().any(|l| l.starts_with("b x")), "{text}");
+}
+
+// ------------------------------------------------------------- non-root
+
+/// Runs `sexton ARGS --json` as uid/gid 65534; returns (code, document,
+/// stderr), or None when this machine cannot (not root, binary not
+/// reachable by that user).
+fn as_nobody(args: &[&str]) -> Option<(i32, Value, String)> {
+    use std::os::unix::process::CommandExt;
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("not root: cannot run sexton as another user");
+        return None;
+    }
+    let mut c = Command::new(SEXTON);
+    c.args(args).arg("--json").stdin(Stdio::null());
+    // SAFETY: only async-signal-safe calls (setgroups, setgid, setuid)
+    // between fork and exec.
+    unsafe {
+        c.pre_exec(|| {
+            let nobody = 65534;
+            nix::unistd::setgroups(&[]).map_err(std::io::Error::from)?;
+            nix::unistd::setgid(nix::unistd::Gid::from_raw(nobody))
+                .map_err(std::io::Error::from)?;
+            nix::unistd::setuid(nix::unistd::Uid::from_raw(nobody))
+                .map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+    let out = match c.output() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("cannot run {SEXTON} as uid 65534 ({e}): not checked");
+            return None;
+        }
+    };
+    let doc = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "sexton {args:?} as nobody: {e}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    Some((
+        out.status.code().unwrap_or(-1),
+        doc,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    ))
+}
+
+#[test]
+fn as_non_root_every_audit_command_says_what_it_skipped() {
+    let mut g = Guard::default();
+    // A process of root's that nobody may look into.
+    let sleep = g.child(Command::new("sleep").arg("300").spawn().unwrap());
+    let sleep_s = sleep.to_string();
+    let commands: [&[&str]; 5] = [
+        &["zombies"],
+        &["orphans"],
+        &["shared"],
+        &["audit"],
+        &["why", &sleep_s],
+    ];
+    for args in commands {
+        let Some((_, doc, err)) = as_nobody(args) else {
+            return;
+        };
+        let skipped = doc["scanned"]["skipped"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{args:?}: no scanned.skipped: {doc}"));
+        assert!(skipped >= 1, "{args:?}: {doc}");
+        let notes: Vec<&str> = err
+            .lines()
+            .filter(|l| l.starts_with("sexton: note:"))
+            .collect();
+        let what = if skipped == 1 {
+            "1 process".to_string()
+        } else {
+            format!("{skipped} processes")
+        };
+        assert_eq!(
+            notes,
+            vec![format!(
+                "sexton: note: {what} could not be read (not yours); run as root to see them"
+            )],
+            "{args:?}: {err}"
+        );
+    }
+    let (_, doc, _) = as_nobody(&["why", &sleep_s]).unwrap();
+    let msg = doc["findings"][0]["message"].as_str().unwrap();
+    assert!(msg.contains("another user's process"), "{msg}");
+    // Negative control: root reads everything, and says nothing.
+    for cmd in ["audit", "zombies"] {
+        let out = Command::new(SEXTON)
+            .args([cmd, "--json"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(doc["scanned"]["skipped"], 0, "{doc}");
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("note:"));
+    }
+}
+
+// ------------------------------------------------------ check, interrupted
+
+#[test]
+fn check_interrupted_by_a_signal_does_not_claim_a_clean_run() {
+    for json in [false, true] {
+        let mut g = Guard::default();
+        let mut c = Command::new(SEXTON);
+        c.arg("check");
+        if json {
+            c.arg("--json");
+        }
+        let child = c
+            .args(["--", "sleep", "30"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let check = child.id() as i32;
+        let sleep = poll("the checked sleep", || {
+            subtree_of(check).into_iter().find(|&p| {
+                sexton::procfs::process(p).is_some_and(|i| i.comm == "sleep" && !i.is_zombie())
+            })
+        });
+        g.pids.push(sleep);
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(check),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert_eq!(out.status.code(), Some(128 + 15), "{stdout}{stderr}");
+        if json {
+            let doc: Value = serde_json::from_str(stdout.trim()).unwrap();
+            assert_eq!(doc["interrupted"]["signal"], "TERM", "{doc}");
+        } else {
+            assert!(!stderr.contains("no findings"), "{stderr}");
+            assert!(
+                stderr.contains("sexton check: interrupted: sleep was killed by SIGTERM"),
+                "{stderr}"
+            );
+        }
+    }
+    // Negative control: a program that ends by itself is a full check.
+    let (code, out, err) = check(true, &["sleep", "0.1"]);
+    assert_eq!(code, 0, "{err}");
+    let doc: Value = serde_json::from_str(out.trim()).unwrap();
+    assert!(doc.get("interrupted").is_none(), "{doc}");
+    assert_eq!(doc["scanned"]["skipped"], 0, "{doc}");
 }

@@ -70,6 +70,9 @@ pub struct Checker {
     shared_seen: HashSet<u64>,
     shared: Vec<Finding>,
     seen: HashSet<(i32, u64)>,
+    /// Members whose fds could not be read (another user's: a setuid
+    /// program, without root).
+    denied: HashSet<(i32, u64)>,
     fds_seen: usize,
     started: Instant,
 }
@@ -85,6 +88,7 @@ impl Checker {
             shared_seen: HashSet::new(),
             shared: Vec::new(),
             seen: HashSet::new(),
+            denied: HashSet::new(),
             fds_seen: 0,
             started: Instant::now(),
         }
@@ -103,7 +107,16 @@ impl Checker {
         let mut fds: HashMap<i32, Vec<procfs::Fd>> = HashMap::new();
         for m in &members {
             self.seen.insert((m.pid, m.start_time));
-            let f = procfs::fds(m.pid);
+            let f = match procfs::try_fds(m.pid) {
+                Ok(f) => f,
+                Err(procfs::FdsError::Denied) => {
+                    if !m.is_zombie() {
+                        self.denied.insert((m.pid, m.start_time));
+                    }
+                    Vec::new()
+                }
+                Err(procfs::FdsError::Gone) => Vec::new(),
+            };
             self.fds_seen += f.len();
             fds.insert(m.pid, f);
         }
@@ -143,6 +156,7 @@ impl Checker {
                         pid: m.pid,
                         cmdline: procfs::cmdline(m.pid).unwrap_or_else(|| m.comm.clone()),
                         state: m.state.to_string(),
+                        zombies: None,
                     },
                     first: now,
                     last: now,
@@ -206,6 +220,7 @@ impl Checker {
                 .get(&m.ppid)
                 .map(|p| p.state.to_string())
                 .unwrap_or_default(),
+            zombies: None,
         });
         f.holders = Some(vec![Holder {
             pid: m.pid,
@@ -308,7 +323,10 @@ impl Checker {
                 zombies::HINT,
             );
             f.ppid = Some(z.parent.pid);
-            f.parent = Some(z.parent.clone());
+            f.parent = Some(Parent {
+                zombies: Some(n),
+                ..z.parent.clone()
+            });
             out.push(f);
         }
         for l in &outcome.leftovers {
@@ -344,6 +362,7 @@ impl Checker {
         Scanned {
             processes: self.seen.len(),
             fds: self.fds_seen,
+            skipped: self.denied.len(),
         }
     }
 

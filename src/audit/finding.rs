@@ -38,6 +38,9 @@ pub struct Parent {
     pub pid: i32,
     pub cmdline: String,
     pub state: String,
+    /// For a zombie finding: how many zombies this parent holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub zombies: Option<usize>,
 }
 
 /// A process that holds a pipe or socket, and on which fds.
@@ -118,6 +121,9 @@ impl Finding {
 pub struct Scanned {
     pub processes: usize,
     pub fds: usize,
+    /// Processes whose fds could not be read (another user's, without
+    /// root): the checks that look at fds did not see them.
+    pub skipped: usize,
 }
 
 /// The JSON document every audit command prints with `--json`.
@@ -134,14 +140,42 @@ impl Report {
     }
 }
 
+/// `s` fit for a terminal line: control characters (a newline in a
+/// command line, an escape sequence in a file name) written as `\n`,
+/// `\r`, `\t` or `\xNN` (`\u{NNNN}` beyond ASCII), so that a finding
+/// keeps to its own lines and prints nothing it does not mean to. The
+/// JSON document keeps the raw text.
+pub fn escape_controls(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() && (c as u32) < 0x80 => {
+                out.push_str(&format!("\\x{:02x}", c as u32));
+            }
+            c if c.is_control() => out.push_str(&format!("\\u{{{:04x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// How many holders of one pipe or socket the human form lists.
 const HOLDER_LINES: usize = 8;
 
 /// The findings as a person reads them: one block per defect, the guilty
 /// pid and command first, the hint last. Zombies are grouped by their
 /// parent (the guilty one), orphans by their former process group.
+/// Control characters in command lines, paths and messages are escaped
+/// ([`escape_controls`]).
 pub fn render(findings: &[Finding]) -> String {
     use std::fmt::Write;
+    let e = escape_controls;
     let mut s = String::new();
     let mut done = vec![false; findings.len()];
     for i in 0..findings.len() {
@@ -174,7 +208,12 @@ pub fn render(findings: &[Finding]) -> String {
                     .unwrap_or(("?", "?"));
                 let n = group.len();
                 let plural = if n == 1 { "zombie" } else { "zombies" };
-                let _ = writeln!(s, "{ppid} {cmd}  [state {state}]: {n} unreaped {plural}");
+                let _ = writeln!(
+                    s,
+                    "{ppid} {}  [state {}]: {n} unreaped {plural}",
+                    e(cmd),
+                    e(state)
+                );
                 let pids: Vec<String> = group
                     .iter()
                     .take(16)
@@ -182,7 +221,7 @@ pub fn render(findings: &[Finding]) -> String {
                     .collect();
                 let more = if n > 16 { " ..." } else { "" };
                 let _ = writeln!(s, "  zombies: {}{more}", pids.join(" "));
-                let _ = writeln!(s, "  {}", f.message);
+                let _ = writeln!(s, "  {}", e(&f.message));
             }
             Kind::Orphan => {
                 let _ = writeln!(
@@ -198,14 +237,14 @@ pub fn render(findings: &[Finding]) -> String {
                         s,
                         "  {} {}  [adopted by {}]",
                         o.pid,
-                        o.cmdline,
+                        e(&o.cmdline),
                         o.ppid.unwrap_or(0)
                     );
                 }
             }
             _ => {
-                let _ = writeln!(s, "{} {}  [{}]", f.pid, f.cmdline, f.kind.as_str());
-                let _ = writeln!(s, "  {}", f.message);
+                let _ = writeln!(s, "{} {}  [{}]", f.pid, e(&f.cmdline), f.kind.as_str());
+                let _ = writeln!(s, "  {}", e(&f.message));
                 if let Some(hs) = &f.holders
                     && f.kind != Kind::Blocked
                 {
@@ -215,8 +254,13 @@ pub fn render(findings: &[Finding]) -> String {
                             .end
                             .map(|e| format!(" {} end", e.as_str()))
                             .unwrap_or_default();
-                        let _ =
-                            writeln!(s, "  {} {}  (fd {}{end})", h.pid, h.cmdline, fds.join(", "));
+                        let _ = writeln!(
+                            s,
+                            "  {} {}  (fd {}{end})",
+                            h.pid,
+                            e(&h.cmdline),
+                            fds.join(", ")
+                        );
                     }
                     if hs.len() > HOLDER_LINES {
                         let _ = writeln!(
@@ -229,7 +273,7 @@ pub fn render(findings: &[Finding]) -> String {
             }
         }
         if !f.hint.is_empty() {
-            let _ = writeln!(s, "  hint: {}", f.hint);
+            let _ = writeln!(s, "  hint: {}", e(&f.hint));
         }
     }
     s

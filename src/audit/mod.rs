@@ -24,7 +24,7 @@ pub mod shared;
 pub mod why;
 pub mod zombies;
 
-pub use finding::{Finding, Holder, Kind, Parent, Report, Scanned, render};
+pub use finding::{Finding, Holder, Kind, Parent, Report, Scanned, escape_controls, render};
 pub use scan::Scan;
 
 /// Errors of the audit layer.

@@ -6,7 +6,9 @@ use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 /// Every process with its fds, and every socket by inode, read in one
-/// pass. Processes that exit during the pass are simply not in it.
+/// pass. Processes that exit during the pass are simply not in it, and
+/// neither is the process taking the scan: sexton never reports itself
+/// (nor, so, anything of its own fds).
 #[derive(Debug)]
 pub struct Scan {
     pub procs: Vec<ProcFds>,
@@ -24,7 +26,9 @@ impl Scan {
     /// count for machines where it pays.
     pub fn take() -> Scan {
         let started = Instant::now();
-        let procs = procfs::processes_with_fds(1);
+        let me = std::process::id() as i32;
+        let mut procs = procfs::processes_with_fds(1);
+        procs.retain(|p| p.info.pid != me);
         let sockets = net::sockets();
         Scan::from_parts(procs, sockets, started)
     }
@@ -66,7 +70,16 @@ impl Scan {
             pid,
             cmdline: self.cmdline(pid),
             state: p.info.state.to_string(),
+            zombies: None,
         })
+    }
+
+    /// How many zombie children `pid` has in the scan.
+    pub fn zombies_of(&self, pid: i32) -> usize {
+        self.procs
+            .iter()
+            .filter(|p| p.info.ppid == pid && p.info.is_zombie())
+            .count()
     }
 
     /// `root` and all its descendants in the scan.
@@ -120,7 +133,19 @@ impl Scan {
         Scanned {
             processes: self.procs.len(),
             fds: self.procs.iter().map(|p| p.fds.len()).sum(),
+            skipped: self.skipped(),
         }
+    }
+
+    /// How many processes the scan could not look into: their fds were
+    /// not readable (another user's processes, scanned without root).
+    /// Kernel threads and zombies have no fds to miss and are not
+    /// counted.
+    pub fn skipped(&self) -> usize {
+        self.procs
+            .iter()
+            .filter(|p| p.denied && !p.kernel_thread && !p.info.is_zombie())
+            .count()
     }
 
     /// Milliseconds since the scan began, to one decimal.

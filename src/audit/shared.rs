@@ -11,16 +11,21 @@
 //! on fds 0-2 is ordinary stdio inheritance (a shell pipeline, a service's
 //! journal stream) and is not reported; at least one holder must have it
 //! on an fd above 2.
+//!
+//! One pipe is one finding, whichever of its ends are shared: its
+//! `holders` list the holders of each shared end (with `end`), and a
+//! process holding both shared ends is listed once for each.
 
 use super::{Finding, Holder, Kind, Scan};
 use crate::procfs::{self, FdKind, PipeEnd};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 pub const SOCKET_HINT: &str = "give each process its own connection: connect after fork, or close the inherited socket in the process that does not use it";
 pub const PIPE_HINT: &str = "close the pipe end in every process that does not use it (O_CLOEXEC, close_fds, close after fork)";
 
-/// Shared connected sockets and shared pipe ends (restricted to those
-/// with a holder in the subtree of `root` when given).
+/// Shared connected sockets and shared pipes (restricted to those with
+/// a holder in the subtree of `root` when given; the finding's `pid` is
+/// then a holder inside the subtree).
 pub fn find(scan: &Scan, root: Option<i32>) -> Vec<Finding> {
     let within: Option<HashSet<i32>> = root.map(|r| scan.subtree(r));
     // inode -> (pid -> fds), for sockets and pipes, in one pass.
@@ -55,11 +60,12 @@ pub fn find(scan: &Scan, root: Option<i32>) -> Vec<Finding> {
             continue;
         }
         let pids: Vec<i32> = holders.keys().copied().collect();
+        let first = first_holder(&pids, within.as_ref());
         let endpoint = sock.endpoint();
         let mut f = Finding::new(
             Kind::SharedSocket,
-            pids[0],
-            scan.cmdline(pids[0]),
+            first,
+            scan.cmdline(first),
             format!(
                 "connected socket {endpoint} is open in {} processes: {}",
                 pids.len(),
@@ -91,30 +97,73 @@ pub fn find(scan: &Scan, root: Option<i32>) -> Vec<Finding> {
                 }
             }
         }
-        for (end, same) in ends.into_iter().rev() {
-            if !relevant(&same) {
-                continue;
-            }
-            let pids: Vec<i32> = same.keys().copied().collect();
-            let mut f = Finding::new(
-                Kind::SharedPipe,
-                pids[0],
-                scan.cmdline(pids[0]),
+        // One finding per pipe: the write end first, then the read end,
+        // each listed when it is shared.
+        let shared: Vec<(PipeEnd, BTreeMap<i32, Vec<i32>>)> = ends
+            .into_iter()
+            .rev()
+            .filter(|(_, same)| relevant(same))
+            .collect();
+        if shared.is_empty() {
+            continue;
+        }
+        let pids: Vec<i32> = shared
+            .iter()
+            .flat_map(|(_, same)| same.keys().copied())
+            .collect::<BTreeSet<i32>>()
+            .into_iter()
+            .collect();
+        let first = first_holder(&pids, within.as_ref());
+        let message = match shared.as_slice() {
+            [(end, same)] => {
+                let p: Vec<i32> = same.keys().copied().collect();
                 format!(
                     "the {} end of pipe:[{ino}] is open in {} processes: {}",
                     end.as_str(),
-                    pids.len(),
-                    list(&pids)
-                ),
-                PIPE_HINT,
-            );
-            f.target = Some(format!("pipe:[{ino}]"));
-            f.holders = Some(to_holders(scan, &same, Some(end)));
-            f.pids = Some(pids);
-            out.push(f);
-        }
+                    p.len(),
+                    list(&p)
+                )
+            }
+            _ => {
+                let parts: Vec<String> = shared
+                    .iter()
+                    .map(|(end, same)| {
+                        let p: Vec<i32> = same.keys().copied().collect();
+                        format!("the {} end in {} ({})", end.as_str(), p.len(), list(&p))
+                    })
+                    .collect();
+                format!(
+                    "both ends of pipe:[{ino}] are open in several processes: {}",
+                    parts.join(", ")
+                )
+            }
+        };
+        let mut f = Finding::new(
+            Kind::SharedPipe,
+            first,
+            scan.cmdline(first),
+            message,
+            PIPE_HINT,
+        );
+        f.target = Some(format!("pipe:[{ino}]"));
+        f.holders = Some(
+            shared
+                .iter()
+                .flat_map(|(end, same)| to_holders(scan, same, Some(*end)))
+                .collect(),
+        );
+        f.pids = Some(pids);
+        out.push(f);
     }
     out
+}
+
+/// The holder a finding is about: the first one, or under `--pid` the
+/// first one inside the subtree.
+fn first_holder(pids: &[i32], within: Option<&HashSet<i32>>) -> i32 {
+    within
+        .and_then(|w| pids.iter().copied().find(|p| w.contains(p)))
+        .unwrap_or(pids[0])
 }
 
 /// `1, 2, 3`, or the first eight and `...` for more.

@@ -2,9 +2,9 @@
 //!
 //! A zombie is a process that has exited and whose parent has not yet
 //! collected its status with `wait`. The guilty process is the parent;
-//! the finding names it and how many zombies it holds.
+//! the finding names it and how many zombies it holds (`parent.zombies`).
 
-use super::{Finding, Kind, Scan};
+use super::{Finding, Kind, Parent, Scan};
 use std::collections::{HashMap, HashSet};
 
 /// The fix for a parent that leaves zombies.
@@ -38,7 +38,10 @@ pub fn find(scan: &Scan, root: Option<i32>) -> Vec<Finding> {
                 HINT,
             );
             f.ppid = Some(z.ppid);
-            f.parent = scan.parent(z.ppid);
+            f.parent = scan.parent(z.ppid).map(|p| Parent {
+                zombies: Some(n),
+                ..p
+            });
             f
         })
         .collect();

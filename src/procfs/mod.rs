@@ -5,10 +5,11 @@
 //! reading its files; that is the normal state of a live system, so every
 //! reader here skips vanished processes instead of failing.
 
+pub mod locks;
 pub mod net;
 mod syscall;
 
-pub use syscall::{Blocked, blocked};
+pub use syscall::{Blocked, OpenArgs, blocked};
 
 use ::procfs::process::{FDTarget, Process};
 use std::collections::HashMap;
@@ -143,19 +144,66 @@ pub fn children_index(snapshot: &[ProcInfo]) -> HashMap<i32, Vec<usize>> {
 
 /// The command line of a process joined with spaces, as `ps -o args`
 /// shows it; for a zombie or kernel thread (empty cmdline) `[comm]`.
+/// Bytes that are not UTF-8 are written `\xNN` (see [`escape_bytes`]):
+/// a command line is whatever bytes `execve(2)` was given.
 pub fn cmdline(pid: i32) -> Option<String> {
     let p = Process::new(pid).ok()?;
-    match p.cmdline() {
-        Ok(args) if !args.is_empty() => Some(args.join(" ")),
-        _ => {
-            let st = p.stat().ok()?;
-            if st.state == 'Z' {
-                Some(format!("[{}] <defunct>", st.comm))
-            } else {
-                Some(format!("[{}]", st.comm))
-            }
+    let raw = read_bytes(&format!("/proc/{pid}/cmdline"));
+    let args: Vec<String> = raw
+        .as_deref()
+        .unwrap_or_default()
+        .split(|&b| b == 0)
+        .filter(|a| !a.is_empty())
+        .map(escape_bytes)
+        .collect();
+    if !args.is_empty() {
+        return Some(args.join(" "));
+    }
+    let st = p.stat().ok()?;
+    if st.state == 'Z' {
+        Some(format!("[{}] <defunct>", st.comm))
+    } else {
+        Some(format!("[{}]", st.comm))
+    }
+}
+
+/// Bytes as text: UTF-8 as it is, every byte that is not part of valid
+/// UTF-8 as `\xNN` (lower-case hex).
+pub fn escape_bytes(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
         }
     }
+    out
+}
+
+/// The whole content of a small /proc file as bytes; `None` if it cannot
+/// be read.
+fn read_bytes(path: &str) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let mut buf = Vec::with_capacity(512);
+    std::fs::File::open(path).ok()?.read_to_end(&mut buf).ok()?;
+    Some(buf)
+}
+
+/// True when `pid` is a kernel thread (`PF_KTHREAD` in the flags of
+/// `/proc/PID/stat`).
+pub fn kernel_thread(pid: i32) -> bool {
+    Process::new(pid)
+        .and_then(|p| p.stat())
+        .is_ok_and(|st| st.flags & PF_KTHREAD != 0)
+}
+
+/// `PF_KTHREAD` of `include/linux/sched.h`.
+const PF_KTHREAD: u32 = 0x0020_0000;
+
+/// The process tracing `pid` (`TracerPid` in `/proc/PID/status`), if any.
+pub fn tracer(pid: i32) -> Option<i32> {
+    let st = Process::new(pid).ok()?.status().ok()?;
+    (st.tracerpid > 0).then_some(st.tracerpid)
 }
 
 /// What an open descriptor points at.
@@ -197,6 +245,26 @@ pub fn fds(pid: i32) -> Vec<Fd> {
         return Vec::new();
     };
     fds_of(&p)
+}
+
+/// The open fds of a process, or [`FdsError`] when they cannot be read:
+/// not ours to read (another user's process, without root), or gone.
+pub fn try_fds(pid: i32) -> Result<Vec<Fd>, FdsError> {
+    let p = Process::new(pid).map_err(|_| FdsError::Gone)?;
+    match p.fd() {
+        Ok(_) => Ok(fds_of(&p)),
+        Err(::procfs::ProcError::PermissionDenied(_)) => Err(FdsError::Denied),
+        Err(_) => Err(FdsError::Gone),
+    }
+}
+
+/// Why [`try_fds`] could not read a process's fds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FdsError {
+    /// Permission denied: the process belongs to another user.
+    Denied,
+    /// The process is gone (or /proc does not have it).
+    Gone,
 }
 
 fn fds_of(p: &Process) -> Vec<Fd> {
@@ -274,6 +342,80 @@ pub fn pipe_end(pid: i32, fd: i32) -> Option<PipeEnd> {
     })
 }
 
+/// What an fd's file is, by identity: device, inode, and whether it is
+/// a FIFO (named pipe). One `stat(2)` of `/proc/PID/fd/N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileId {
+    /// The device (major, minor), as `/proc/locks` writes it.
+    pub dev: (u32, u32),
+    pub ino: u64,
+    pub fifo: bool,
+}
+
+/// The identity of the file fd `fd` of `pid` is open on; `None` if the
+/// process or fd is gone or not ours to inspect.
+pub fn fd_file(pid: i32, fd: i32) -> Option<FileId> {
+    file_id(std::path::Path::new(&format!("/proc/{pid}/fd/{fd}")))
+}
+
+/// The identity of the file at `path` (following links).
+pub fn file_id(path: &std::path::Path) -> Option<FileId> {
+    let st = rustix::fs::stat(path).ok()?;
+    Some(FileId {
+        dev: (rustix::fs::major(st.st_dev), rustix::fs::minor(st.st_dev)),
+        ino: st.st_ino,
+        fifo: rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Fifo,
+    })
+}
+
+/// Whether fd `fd` of `pid` was opened for reading and for writing: the
+/// permission bits of the `/proc/PID/fd/N` link mirror the open mode.
+pub fn fd_access(pid: i32, fd: i32) -> Option<(bool, bool)> {
+    let st = rustix::fs::lstat(format!("/proc/{pid}/fd/{fd}")).ok()?;
+    Some((st.st_mode & 0o400 != 0, st.st_mode & 0o200 != 0))
+}
+
+/// The target of one `/proc/PID/...` link (`cwd`, `fd/N`), as text.
+pub fn link(pid: i32, name: &str) -> Option<String> {
+    std::fs::read_link(format!("/proc/{pid}/{name}"))
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned())
+}
+
+/// The NUL-terminated string at `addr` in the memory of `pid` (at most
+/// 4096 bytes), through `/proc/PID/mem`: how the path argument of a
+/// blocked `open(2)` is read. Needs ptrace access to `pid`; `None`
+/// without it or if the address is not mapped.
+pub fn read_c_string(pid: i32, addr: u64) -> Option<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    const MAX: usize = 4096;
+    const PAGE: u64 = 4096;
+    let mem = std::fs::File::open(format!("/proc/{pid}/mem")).ok()?;
+    let mut out = Vec::new();
+    let mut at = addr;
+    while out.len() < MAX {
+        // Up to the end of the page: the next one may not be mapped.
+        let len = (PAGE - at % PAGE) as usize;
+        let mut buf = vec![0u8; len.min(MAX - out.len())];
+        let n = loop {
+            match mem.read_at(&mut buf, at) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                r => break r.ok()?,
+            }
+        };
+        if n == 0 {
+            return None;
+        }
+        if let Some(end) = buf[..n].iter().position(|&b| b == 0) {
+            out.extend_from_slice(&buf[..end]);
+            return Some(out);
+        }
+        out.extend_from_slice(&buf[..n]);
+        at += n as u64;
+    }
+    None
+}
+
 /// The executable of a process (`/proc/PID/exe`); `None` for kernel
 /// threads, zombies and processes we may not inspect.
 pub fn exe(pid: i32) -> Option<String> {
@@ -318,9 +460,16 @@ fn scan_one(pid: i32) -> Option<ProcFds> {
             Err(_) => return None,
         }
     }
-    let info = ProcInfo::from(::procfs::process::Stat::from_read(&buf[..len]).ok()?);
+    let stat = ::procfs::process::Stat::from_read(&buf[..len]).ok()?;
+    let kernel_thread = stat.flags & PF_KTHREAD != 0;
+    let info = ProcInfo::from(stat);
     let mut fds = Vec::new();
-    if let Ok(fd_dir) = openat(&dir, "fd", flags | OFlags::DIRECTORY, Mode::empty())
+    let fd_dir = openat(&dir, "fd", flags | OFlags::DIRECTORY, Mode::empty());
+    let denied = matches!(
+        fd_dir,
+        Err(rustix::io::Errno::ACCESS | rustix::io::Errno::PERM)
+    );
+    if let Ok(fd_dir) = fd_dir
         && let Ok(mut entries) = rustix::fs::Dir::new(fd_dir)
     {
         let mut link = Vec::with_capacity(64);
@@ -342,7 +491,12 @@ fn scan_one(pid: i32) -> Option<ProcFds> {
             link = target.into_bytes();
         }
     }
-    Some(ProcFds { info, fds })
+    Some(ProcFds {
+        info,
+        fds,
+        denied,
+        kernel_thread,
+    })
 }
 
 /// What a `/proc/PID/fd/N` link text points at.
@@ -368,6 +522,11 @@ fn kind_of(link: &str) -> FdKind {
 pub struct ProcFds {
     pub info: ProcInfo,
     pub fds: Vec<Fd>,
+    /// Its fds could not be read: permission denied (another user's
+    /// process, read without root). `fds` is empty then.
+    pub denied: bool,
+    /// A kernel thread (`PF_KTHREAD`): it has no fds and no command line.
+    pub kernel_thread: bool,
 }
 
 /// Every process with its fds: one pass over /proc (a `stat` read and

@@ -26,6 +26,33 @@ impl Blocked {
             .filter(|&fd| fd >= 0)
     }
 
+    /// For `open`/`openat`: the address of the path argument and the
+    /// open flags, and for `openat` the directory fd.
+    pub fn open_args(&self) -> Option<OpenArgs> {
+        match self.name? {
+            "open" => Some(OpenArgs {
+                dirfd: None,
+                path: self.args[0],
+                flags: self.args[1] as u32,
+            }),
+            "openat" => Some(OpenArgs {
+                dirfd: Some(self.args[0] as i32),
+                path: self.args[1],
+                flags: self.args[2] as u32,
+            }),
+            _ => None,
+        }
+    }
+
+    /// True for `fcntl(fd, F_SETLKW | F_OFD_SETLKW, ...)`: waiting for a
+    /// POSIX or open file description lock.
+    pub fn fcntl_lock_wait(&self) -> bool {
+        const F_SETLKW: u64 = 7;
+        const F_SETLKW64: u64 = 14;
+        const F_OFD_SETLKW: u64 = 38;
+        self.name == Some("fcntl") && matches!(self.args[1], F_SETLKW | F_SETLKW64 | F_OFD_SETLKW)
+    }
+
     /// `read(3)`, `wait4(-1)`, `syscall 999`: how a person names the call.
     pub fn describe(&self) -> String {
         match (self.name, self.nr) {
@@ -36,6 +63,17 @@ impl Blocked {
             (None, None) => "no system call".to_string(),
         }
     }
+}
+
+/// The arguments of a blocked `open(2)` or `openat(2)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OpenArgs {
+    /// `openat`'s directory fd (`AT_FDCWD` is -100); `None` for `open`.
+    pub dirfd: Option<i32>,
+    /// The address of the path in the process's memory.
+    pub path: u64,
+    /// The `open(2)` flags.
+    pub flags: u32,
 }
 
 /// Calls whose first argument is the fd they block on.
@@ -105,6 +143,7 @@ fn name(nr: i64) -> Option<&'static str> {
     Some(match nr {
         0 => "read",
         1 => "write",
+        2 => "open",
         7 => "poll",
         16 => "ioctl",
         17 => "pread64",
@@ -131,6 +170,7 @@ fn name(nr: i64) -> Option<&'static str> {
         230 => "clock_nanosleep",
         232 => "epoll_wait",
         247 => "waitid",
+        257 => "openat",
         270 => "pselect6",
         271 => "ppoll",
         275 => "splice",
@@ -150,6 +190,7 @@ fn name(nr: i64) -> Option<&'static str> {
         25 => "fcntl",
         29 => "ioctl",
         32 => "flock",
+        56 => "openat",
         63 => "read",
         64 => "write",
         65 => "readv",

@@ -19,19 +19,48 @@ pub struct AuditArgs {
 
 pub fn main(a: AuditArgs) -> i32 {
     let scan = Scan::take();
-    if let Some(pid) = a.pid
-        && scan.get(pid).is_none()
-    {
-        exit::error(format!("audit --pid {pid}: no such process"), None);
-        return exit::USAGE;
+    if let Err(code) = scope(&scan, "audit", a.pid) {
+        return code;
     }
     let findings = audit::all(&scan, a.pid);
     print(&scan, findings, a.json)
 }
 
+/// Checks the `--pid PID` of an audit command: PID must be a process of
+/// the scan. On error, says so and gives the exit status.
+pub fn scope(scan: &Scan, command: &str, pid: Option<i32>) -> Result<(), i32> {
+    match pid {
+        Some(pid) if scan.get(pid).is_none() => {
+            exit::error(format!("{command} --pid {pid}: no such process"), None);
+            Err(exit::USAGE)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Says once on stderr how many processes a scan could not look into
+/// (their fds were not readable), if any.
+pub fn note_skipped(skipped: usize) {
+    if skipped == 0 {
+        return;
+    }
+    let what = if skipped == 1 {
+        "1 process".to_string()
+    } else {
+        format!("{skipped} processes")
+    };
+    if rustix::process::geteuid().is_root() {
+        eprintln!("sexton: note: {what} could not be read (permission denied)");
+    } else {
+        eprintln!("sexton: note: {what} could not be read (not yours); run as root to see them");
+    }
+}
+
 /// Prints a scan's findings (human blocks or one JSON document) on
-/// stdout; returns 1 if there is any, 0 if not.
+/// stdout, and the note on processes it could not read on stderr;
+/// returns 1 if there is any finding, 0 if not.
 pub fn print(scan: &Scan, findings: Vec<Finding>, json: bool) -> i32 {
+    note_skipped(scan.skipped());
     let n = findings.len();
     let report = Report {
         findings,

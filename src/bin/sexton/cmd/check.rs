@@ -81,18 +81,68 @@ pub fn main(a: CheckArgs) -> i32 {
         scanned: checker.scanned(),
         duration_ms: checker.elapsed_ms(),
     };
+    super::audit::note_skipped(report.scanned.skipped);
+    let cut = interrupted(&outcome);
     if a.json {
-        super::audit::emit(&(report.to_json() + "\n"));
+        let doc = match (&cut, serde_json::to_value(&report)) {
+            // `"interrupted": {"signal": "TERM"}` after `duration_ms`.
+            (Some(sig), Ok(serde_json::Value::Object(mut doc))) => {
+                doc.insert("interrupted".into(), serde_json::json!({ "signal": sig }));
+                serde_json::Value::Object(doc).to_string()
+            }
+            _ => report.to_json(),
+        };
+        super::audit::emit(&(doc + "\n"));
     } else {
         let mut t = audit::render(&report.findings);
         if n > 0 {
             t.push('\n');
         }
-        eprint!("{t}sexton check: {}", super::audit::summary(n, &report));
+        match &cut {
+            None => eprint!("{t}sexton check: {}", super::audit::summary(n, &report)),
+            Some(sig) => {
+                let program = a.program.command[0].to_string_lossy();
+                let found = match n {
+                    0 => "nothing found until then".to_string(),
+                    1 => "1 finding until then".to_string(),
+                    n => format!("{n} findings until then"),
+                };
+                let summary = super::audit::summary(n, &report);
+                let numbers = summary.find(" (").map_or("\n", |i| &summary[i..]);
+                eprint!(
+                    "{t}sexton check: interrupted: {} was killed by SIG{sig} before it finished, so the check is incomplete: {found}{numbers}",
+                    audit::escape_controls(&program)
+                );
+            }
+        }
     }
-    if n > 0 {
-        1
-    } else {
+    if cut.is_some() || n == 0 {
         outcome.exit_status(false, false)
+    } else {
+        1
+    }
+}
+
+/// The signal that cut the check short, if one did: PROGRAM was ended by
+/// a signal that stops a program from outside (the terminating ones
+/// sexton forwards, SIGTERM, SIGINT, SIGHUP, SIGQUIT, and SIGKILL), or
+/// sexton check itself was killed (its lifeline closed). sexton cannot
+/// tell a signal it forwarded from one PROGRAM got otherwise (Ctrl-C
+/// reaches a foreground program directly): either way PROGRAM did not
+/// run to its own end, and the check saw only part of its run.
+fn interrupted(o: &sexton::Outcome) -> Option<String> {
+    use nix::sys::signal::Signal;
+    let outside = [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGKILL,
+    ];
+    match (o.exit_code, o.signal_number) {
+        (None, Some(n)) if o.lifeline_lost || outside.iter().any(|&s| s as i32 == n) => {
+            Some(sexton::parse::signal_name_of(n).into_owned())
+        }
+        _ => None,
     }
 }

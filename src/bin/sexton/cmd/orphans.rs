@@ -1,4 +1,4 @@
-//! `sexton orphans [--json]`
+//! `sexton orphans [--pid PID] [--json]`
 
 use clap::Args;
 use sexton::audit::{Scan, orphans};
@@ -6,6 +6,9 @@ use sexton::audit::{Scan, orphans};
 /// List processes left running by a killed group leader (adopted by PID 1 or a subreaper).
 #[derive(Debug, Args)]
 pub struct OrphansArgs {
+    /// Only orphans in the subtree of PID.
+    #[arg(long, value_name = "PID")]
+    pub pid: Option<i32>,
     /// Print one JSON document.
     #[arg(long)]
     pub json: bool,
@@ -13,6 +16,9 @@ pub struct OrphansArgs {
 
 pub fn main(a: OrphansArgs) -> i32 {
     let scan = Scan::take();
-    let findings = orphans::find(&scan, None);
+    if let Err(code) = super::audit::scope(&scan, "orphans", a.pid) {
+        return code;
+    }
+    let findings = orphans::find(&scan, a.pid);
     super::audit::print(&scan, findings, a.json)
 }

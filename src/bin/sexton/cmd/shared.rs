@@ -1,4 +1,4 @@
-//! `sexton shared [--json]`
+//! `sexton shared [--pid PID] [--json]`
 
 use clap::Args;
 use sexton::audit::{Scan, shared};
@@ -6,6 +6,9 @@ use sexton::audit::{Scan, shared};
 /// List connected sockets and pipe ends open in more than one process.
 #[derive(Debug, Args)]
 pub struct SharedArgs {
+    /// Only sockets and pipes with a holder in the subtree of PID.
+    #[arg(long, value_name = "PID")]
+    pub pid: Option<i32>,
     /// Print one JSON document.
     #[arg(long)]
     pub json: bool,
@@ -13,6 +16,9 @@ pub struct SharedArgs {
 
 pub fn main(a: SharedArgs) -> i32 {
     let scan = Scan::take();
-    let findings = shared::find(&scan, None);
+    if let Err(code) = super::audit::scope(&scan, "shared", a.pid) {
+        return code;
+    }
+    let findings = shared::find(&scan, a.pid);
     super::audit::print(&scan, findings, a.json)
 }

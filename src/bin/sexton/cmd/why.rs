@@ -2,7 +2,7 @@
 
 use crate::exit;
 use clap::Args;
-use sexton::audit::{AuditError, Report, Scan, why};
+use sexton::audit::{AuditError, Report, Scan, escape_controls, why};
 
 /// Explain what PID is blocked on and who holds the other end.
 #[derive(Debug, Args)]
@@ -24,6 +24,7 @@ pub fn main(a: WhyArgs) -> i32 {
             return exit::USAGE;
         }
     };
+    super::audit::note_skipped(scan.skipped());
     if a.json {
         let r = Report {
             findings: vec![f],
@@ -32,15 +33,16 @@ pub fn main(a: WhyArgs) -> i32 {
         };
         super::audit::emit(&(r.to_json() + "\n"));
     } else {
+        let e = escape_controls;
         let mut text = format!(
             "{} {}  [state {}]\n  {}\n",
             f.pid,
-            f.cmdline,
+            e(&f.cmdline),
             f.state.as_deref().unwrap_or("?"),
-            f.message
+            e(&f.message)
         );
         if !f.hint.is_empty() {
-            text.push_str(&format!("  hint: {}\n", f.hint));
+            text.push_str(&format!("  hint: {}\n", e(&f.hint)));
         }
         super::audit::emit(&text);
     }

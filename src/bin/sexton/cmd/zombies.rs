@@ -1,4 +1,4 @@
-//! `sexton zombies [--json]`
+//! `sexton zombies [--pid PID] [--json]`
 
 use clap::Args;
 use sexton::audit::{Scan, zombies};
@@ -6,6 +6,9 @@ use sexton::audit::{Scan, zombies};
 /// List zombies, grouped by the parent that never waits for them.
 #[derive(Debug, Args)]
 pub struct ZombiesArgs {
+    /// Only zombies whose parent is PID or one of its descendants.
+    #[arg(long, value_name = "PID")]
+    pub pid: Option<i32>,
     /// Print one JSON document.
     #[arg(long)]
     pub json: bool,
@@ -13,6 +16,9 @@ pub struct ZombiesArgs {
 
 pub fn main(a: ZombiesArgs) -> i32 {
     let scan = Scan::take();
-    let findings = zombies::find(&scan, None);
+    if let Err(code) = super::audit::scope(&scan, "zombies", a.pid) {
+        return code;
+    }
+    let findings = zombies::find(&scan, a.pid);
     super::audit::print(&scan, findings, a.json)
 }
