@@ -1,0 +1,1 @@
+//! Resource exhaustion: no fds, no processes, a full disk, no cgroup2.
