@@ -14,6 +14,7 @@
 
 pub mod audit;
 pub mod daemon;
+pub mod idle;
 pub mod names;
 pub mod parse;
 pub mod pipes;

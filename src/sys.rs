@@ -6,7 +6,9 @@
 //! - `close_range(2)` with `CLOSE_RANGE_CLOEXEC`, used after fork and
 //!   before exec, so it must be a single async-signal-safe syscall;
 //! - `wait4(2)`, the only call that returns a child's `rusage` together
-//!   with its status (nix and rustix drop the rusage).
+//!   with its status (nix and rustix drop the rusage);
+//! - glibc's `malloc_trim(3)`, an allocator call rather than a system
+//!   call, which neither crate wraps.
 
 use std::io;
 use std::os::fd::RawFd;
@@ -546,5 +548,18 @@ pub fn same_open_file(a: RawFd, b: RawFd) -> Option<bool> {
         0 => Some(true),
         1..=3 => Some(false),
         _ => None,
+    }
+}
+
+/// Gives the heap's free memory back to the kernel with glibc's
+/// `malloc_trim(0)` (free chunks anywhere in the heap, not only at its
+/// top, are released with `MADV_DONTNEED`). Used once a long-lived
+/// process has settled ([`crate::idle`]): what start-up allocated and
+/// freed stops counting in its resident set.
+pub fn malloc_trim() {
+    // SAFETY: malloc_trim only walks and trims glibc's own arenas under
+    // their locks; it takes no pointer and invalidates no live allocation.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }

@@ -336,6 +336,7 @@ fn become_monitor(
         forward_terminal: true,
         // The caller reads the report until EOF: only the worker writes it.
         worker_only: vec![report_fd],
+        long_lived: true,
     };
     // SAFETY: the monitor is single-threaded (a fresh double fork).
     let lifeline = match unsafe { guard.split() } {

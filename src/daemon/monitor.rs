@@ -459,8 +459,10 @@ pub(crate) fn run(
 }
 
 /// Tells the caller the program has started and lets it go.
+/// From here the monitor only waits: it gives back its start-up pages.
 fn started(mut s: Start, pid: i32, monitor: i32) {
     let _ = s.report.write_all(report_started(pid, monitor).as_bytes());
+    crate::idle::shed_startup_pages();
 }
 
 /// Reaps every exited child (`wait4(-1, WNOHANG)` until none), handing

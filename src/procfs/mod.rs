@@ -568,20 +568,40 @@ pub fn fds_on_pipe(pid: i32, ino: u64) -> Vec<i32> {
         .collect()
 }
 
-/// Address ranges of this process's file mappings that are not
-/// writable (code and constants of the executable and its libraries),
-/// from `/proc/self/maps`. Used by `init` to give back the pages only
-/// start-up touched.
-pub fn own_code_ranges() -> Vec<(usize, usize)> {
+/// This process's file mappings that are not writable (code and
+/// constants of the executable and its libraries), from
+/// `/proc/self/smaps`: each range, and whether it holds no anonymous
+/// page (no page of it was ever copied on write, as the relocated
+/// read-only data of a static executable is). Used by the long-lived
+/// processes to give back the pages only start-up touched.
+pub fn own_code_ranges() -> Vec<CodeRange> {
     use ::procfs::process::MMapPath;
-    let Ok(maps) = Process::myself().and_then(|me| me.maps()) else {
+    let Ok(maps) = Process::myself().and_then(|me| me.smaps()) else {
         return Vec::new();
     };
     maps.into_iter()
         .filter(|m| matches!(&m.pathname, MMapPath::Path(_)))
         .filter(|m| !m.perms.contains(::procfs::process::MMPermissions::WRITE))
-        .map(|m| (m.address.0 as usize, m.address.1 as usize))
+        .map(|m| CodeRange {
+            start: m.address.0 as usize,
+            end: m.address.1 as usize,
+            // Unknown counts as copied: the caller then takes the path
+            // that is safe for copied pages.
+            pristine: m.extension.map.get("Anonymous") == Some(&0),
+        })
         .collect()
+}
+
+/// One read-only file mapping of this process; see [`own_code_ranges`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CodeRange {
+    /// First address.
+    pub start: usize,
+    /// One past the last address.
+    pub end: usize,
+    /// No page of the range is a private (copied-on-write) copy: every
+    /// resident page is the file's page-cache page.
+    pub pristine: bool,
 }
 
 /// Mount point of the cgroup2 hierarchy: `/sys/fs/cgroup` or

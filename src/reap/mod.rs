@@ -177,7 +177,7 @@ impl Init {
         // dumb-init): the caller's may be on a filesystem to unmount. The
         // program keeps its own; nothing below opens a relative path.
         let _ = nix::unistd::chdir("/");
-        shed_startup_pages();
+        crate::idle::shed_startup_pages();
         let mut phase = Phase::Running;
         let mut reaped = 0u64;
         let mut killed = false;
@@ -310,29 +310,6 @@ fn resume_stopped(tree: &mut Tree, pid1: bool) {
         if p.state == 'T' && p.pid != std::process::id() as i32 {
             let _ = sys::kill_raw(p.pid, Signal::SIGCONT as i32);
         }
-    }
-}
-
-/// Gives back the resident pages of the read-only file mappings (code
-/// and constants of sexton and its libraries) with
-/// `madvise(MADV_PAGEOUT)` (Linux 5.4+): argument parsing and spawning
-/// touched most of the binary, the loop needs a few pages of it, which
-/// fault back in on their own. Clean file pages only, so nothing is
-/// written anywhere; pages another process maps too (most of libc) are
-/// left alone by the kernel. Best effort: an old kernel says EINVAL.
-/// This lowers the resident and proportional set for the long idle life
-/// of an init; the start-up peak (VmHWM) is what it is.
-fn shed_startup_pages() {
-    use nix::sys::mman::{MmapAdvise, madvise};
-    for (start, end) in crate::procfs::own_code_ranges() {
-        let Some(ptr) = std::ptr::NonNull::new(start as *mut std::ffi::c_void) else {
-            continue;
-        };
-        // SAFETY: the range is a whole mapping of our own executable, read
-        // from /proc/self/maps; MADV_PAGEOUT on clean, private, read-only
-        // file pages only drops them from memory, and the next access reads
-        // the same bytes back from the file. No memory is invalidated.
-        let _ = unsafe { madvise(ptr, end - start, MmapAdvise::MADV_PAGEOUT) };
     }
 }
 

@@ -78,6 +78,8 @@ pub struct Supervisor {
     /// `up -d`: the pipe to the caller, written once every service is up
     /// or has failed.
     report: Option<std::fs::File>,
+    /// Every service came up (or failed) once: start-up pages given back.
+    settled: bool,
     record: Record,
     /// Services a reload removed, dropped once they are down.
     removed: Vec<String>,
@@ -134,6 +136,7 @@ impl Supervisor {
             pending: Vec::new(),
             shutdown: None,
             report,
+            settled: false,
             removed: Vec::new(),
             log_errors: BTreeMap::new(),
         })
@@ -371,10 +374,11 @@ impl Supervisor {
         self.pending = still;
     }
 
-    /// `up -d`: once every service is up or has failed, tells the caller
-    /// which (if any) failed.
+    /// Once every service is up or has failed: tells the caller of
+    /// `up -d` which (if any) failed, and gives back the pages start-up
+    /// touched ([`crate::idle`]), the supervisor only waits from here.
     fn report_when_settled(&mut self) {
-        if self.report.is_none() {
+        if self.settled {
             return;
         }
         let settled = self.svcs.values().all(|s| {
@@ -383,6 +387,7 @@ impl Supervisor {
         if !settled {
             return;
         }
+        self.settled = true;
         let failed: Vec<&str> = self
             .svcs
             .values()
@@ -397,6 +402,7 @@ impl Supervisor {
         if let Some(mut r) = self.report.take() {
             let _ = r.write_all(line.as_bytes());
         }
+        crate::idle::shed_startup_pages();
     }
 
     /// Records the running leaders when they changed.

@@ -53,6 +53,10 @@ pub struct Guard {
     /// copies right after the fork (a pipe whose reader waits for EOF
     /// from the worker, for instance).
     pub worker_only: Vec<std::os::fd::RawFd>,
+    /// The front end lives as long as its program (a daemon monitor, a
+    /// supervisor): the guard gives back its start-up pages
+    /// ([`crate::idle`]) before it settles into waiting.
+    pub long_lived: bool,
 }
 
 /// The guard's exit status when the worker cannot be waited for (GNU
@@ -123,6 +127,9 @@ impl Guard {
             // status is what matters.
             Err(_) => finish(worker, start, wait_worker(worker, false)),
         };
+        if self.long_lived {
+            crate::idle::shed_startup_pages();
+        }
         loop {
             // Blocking read; retried on EINTR (none is expected: every
             // signal of interest is blocked).

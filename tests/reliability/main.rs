@@ -8,7 +8,6 @@
 //! short version of themselves and say so on stderr.
 
 #[path = "../common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 
 mod limits;

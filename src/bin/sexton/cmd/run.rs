@@ -246,6 +246,7 @@ pub fn split(foreground: bool) -> Result<std::os::fd::OwnedFd, String> {
         forward: sexton::tree::signals::set_of(&sexton::tree::signals::FORWARDED),
         forward_terminal: !foreground,
         worker_only: Vec::new(),
+        long_lived: false,
     };
     // SAFETY: sexton is single-threaded here (clap spawns no thread).
     unsafe { guard.split() }.map_err(|e| format!("cannot start the run: {e}"))

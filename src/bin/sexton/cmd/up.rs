@@ -163,6 +163,7 @@ fn guard(worker_only: Vec<i32>) -> sexton::tree::guard::Guard {
         ]),
         forward_terminal: true,
         worker_only,
+        long_lived: true,
     }
 }
 
