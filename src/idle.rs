@@ -24,6 +24,10 @@ use nix::sys::mman::{MmapAdvise, madvise};
 /// or worker of a fork); the next access maps the page-cache page back,
 /// the same bytes. Best effort: an old kernel says EINVAL and nothing
 /// changes.
+///
+/// The cost: PAGEOUT drops from the page cache the pages of the binary
+/// that no other process maps, so the next sexton started on the machine
+/// reads those back from disk, as it would after any memory pressure.
 pub fn shed_startup_pages() {
     // Freed start-up allocations (argument parsing, configuration) too.
     crate::sys::malloc_trim();
