@@ -31,19 +31,47 @@ enum Commands {
     Check(cmd::check::CheckArgs),
     Up(cmd::up::UpArgs),
     Status(cmd::ctl::StatusArgs),
+    /// Start services (and what they depend on) of a running supervisor;
+    /// a failed service is cleared. No NAME: every service.
     Start(cmd::ctl::NamesArgs),
+    /// Stop services: the stop signal to each one's whole tree, then
+    /// SIGKILL after its stop_timeout. No NAME: every service.
     Stop(cmd::ctl::NamesArgs),
+    /// Stop, then start services again. No NAME: every service.
     Restart(cmd::ctl::NamesArgs),
+    /// Read the config again: start the services it adds, stop the ones
+    /// it removes, restart the changed ones.
     Reload(cmd::ctl::PlaceArgs),
+    /// Stop every service (dependents first), then the supervisor.
     Down(cmd::ctl::PlaceArgs),
     Logs(cmd::logs::LogsArgs),
+    Man(cmd::man::ManArgs),
+    Completions(cmd::completions::CompletionsArgs),
 }
 
 /// The subcommand names, for usage errors that must say which command
 /// they are about.
 pub const COMMANDS: &[&str] = &[
-    "run", "demo", "daemon", "init", "zombies", "orphans", "shared", "why", "audit", "check", "up",
-    "status", "start", "stop", "restart", "reload", "down", "logs",
+    "run",
+    "demo",
+    "daemon",
+    "init",
+    "zombies",
+    "orphans",
+    "shared",
+    "why",
+    "audit",
+    "check",
+    "up",
+    "status",
+    "start",
+    "stop",
+    "restart",
+    "reload",
+    "down",
+    "logs",
+    "man",
+    "completions",
 ];
 
 /// The hot commands (`run`, `init`, `check`) parsed with only their own
@@ -110,6 +138,30 @@ fn main() -> ExitCode {
         Commands::Reload(a) => cmd::ctl::reload(a),
         Commands::Down(a) => cmd::ctl::down(a),
         Commands::Logs(a) => cmd::logs::main(a),
+        Commands::Man(a) => cmd::man::main(a),
+        Commands::Completions(a) => cmd::completions::main(a),
     };
     ExitCode::from(code.clamp(0, 255) as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_definition_is_sound() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn commands_lists_every_command() {
+        let cli = Cli::command();
+        let names: Vec<&str> = cli
+            .get_subcommands()
+            .map(|c| c.get_name())
+            .filter(|&n| n != "help")
+            .collect();
+        assert_eq!(names, COMMANDS);
+    }
 }

@@ -86,7 +86,8 @@ pub struct DaemonArgs {
         required_unless_present_any = ["stop", "status"],
         trailing_var_arg = true,
         allow_hyphen_values = true,
-        value_name = "PROGRAM"
+        value_name = "PROGRAM",
+        value_hint = clap::ValueHint::CommandWithArguments
     )]
     pub command: Vec<OsString>,
 }
