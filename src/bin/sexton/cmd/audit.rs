@@ -15,6 +15,9 @@ pub struct AuditArgs {
     /// Print one JSON document.
     #[arg(long)]
     pub json: bool,
+    /// Colour the findings: auto (a terminal without NO_COLOR), always, never.
+    #[arg(long, value_enum, value_name = "WHEN", default_value = "auto")]
+    pub color: super::Color,
 }
 
 pub fn main(a: AuditArgs) -> i32 {
@@ -23,7 +26,7 @@ pub fn main(a: AuditArgs) -> i32 {
         return code;
     }
     let findings = audit::all(&scan, a.pid);
-    print(&scan, findings, a.json)
+    print(&scan, findings, a.json, a.color)
 }
 
 /// Checks the `--pid PID` of an audit command: PID must be a process of
@@ -57,9 +60,10 @@ pub fn note_skipped(skipped: usize) {
 }
 
 /// Prints a scan's findings (human blocks or one JSON document) on
-/// stdout, and the note on processes it could not read on stderr;
-/// returns 1 if there is any finding, 0 if not.
-pub fn print(scan: &Scan, findings: Vec<Finding>, json: bool) -> i32 {
+/// stdout, the human ones coloured as `color` says, and the note on
+/// processes it could not read on stderr; returns 1 if there is any
+/// finding, 0 if not.
+pub fn print(scan: &Scan, findings: Vec<Finding>, json: bool, color: super::Color) -> i32 {
     note_skipped(scan.skipped());
     let n = findings.len();
     let report = Report {
@@ -70,11 +74,12 @@ pub fn print(scan: &Scan, findings: Vec<Finding>, json: bool) -> i32 {
     let text = if json {
         report.to_json() + "\n"
     } else {
-        let mut t = audit::render(&report.findings);
+        let on = color.enabled();
+        let mut t = super::paint_findings(audit::render(&report.findings), on);
         if n > 0 {
             t.push('\n');
         }
-        t + &summary(n, &report)
+        t + &super::paint_summary(summary(n, &report), on)
     };
     emit(&text);
     i32::from(n > 0)

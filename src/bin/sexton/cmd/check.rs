@@ -23,6 +23,9 @@ pub struct CheckArgs {
     /// Print one JSON document on stdout (after PROGRAM's own output).
     #[arg(long)]
     pub json: bool,
+    /// Colour the report (on stderr): auto (a terminal without NO_COLOR), always, never.
+    #[arg(long, value_enum, value_name = "WHEN", default_value = "auto")]
+    pub color: super::Color,
     #[command(flatten)]
     pub program: super::Program,
 }
@@ -94,12 +97,16 @@ pub fn main(a: CheckArgs) -> i32 {
         };
         super::audit::emit(&(doc + "\n"));
     } else {
-        let mut t = audit::render(&report.findings);
+        let on = a.color.enabled_on(&std::io::stderr());
+        let mut t = super::paint_findings(audit::render(&report.findings), on);
         if n > 0 {
             t.push('\n');
         }
         match &cut {
-            None => eprint!("{t}sexton check: {}", super::audit::summary(n, &report)),
+            None => {
+                let summary = super::paint_summary(super::audit::summary(n, &report), on);
+                eprint!("{t}sexton check: {summary}");
+            }
             Some(sig) => {
                 let program = a.program.command[0].to_string_lossy();
                 let found = match n {
@@ -109,8 +116,13 @@ pub fn main(a: CheckArgs) -> i32 {
                 };
                 let summary = super::audit::summary(n, &report);
                 let numbers = summary.find(" (").map_or("\n", |i| &summary[i..]);
+                let label = if on {
+                    super::paint("interrupted:", super::sgr::YELLOW)
+                } else {
+                    "interrupted:".to_string()
+                };
                 eprint!(
-                    "{t}sexton check: interrupted: {} was killed by SIG{sig} before it finished, so the check is incomplete: {found}{numbers}",
+                    "{t}sexton check: {label} {} was killed by SIG{sig} before it finished, so the check is incomplete: {found}{numbers}",
                     audit::escape_controls(&program)
                 );
             }

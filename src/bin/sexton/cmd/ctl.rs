@@ -14,6 +14,9 @@ pub struct StatusArgs {
     /// Print one JSON document.
     #[arg(long)]
     pub json: bool,
+    /// Colour the states: auto (a terminal without NO_COLOR), always, never.
+    #[arg(long, value_enum, value_name = "WHEN", default_value = "auto")]
+    pub color: super::Color,
     #[command(flatten)]
     pub place: Where,
 }
@@ -24,6 +27,10 @@ pub struct NamesArgs {
     /// The services (default: every service).
     #[arg(value_name = "NAME")]
     pub names: Vec<String>,
+    /// Taken by every command: auto, always, never. The supervisor's
+    /// answer is one plain line, never coloured.
+    #[arg(long, value_enum, value_name = "WHEN", default_value = "auto")]
+    pub color: super::Color,
     #[command(flatten)]
     pub place: Where,
 }
@@ -31,6 +38,10 @@ pub struct NamesArgs {
 /// Commands that name only where the supervisor is.
 #[derive(Debug, Args)]
 pub struct PlaceArgs {
+    /// Taken by every command: auto, always, never. The supervisor's
+    /// answer is one plain line, never coloured.
+    #[arg(long, value_enum, value_name = "WHEN", default_value = "auto")]
+    pub color: super::Color,
     #[command(flatten)]
     pub place: Where,
 }
@@ -67,13 +78,25 @@ pub fn status(a: StatusArgs) -> i32 {
     if a.json {
         println!("{}", serde_json::to_string(&st).unwrap_or_default());
     } else {
-        print!("{}", render(&st));
+        print!("{}", render(&st, a.color.enabled()));
     }
     0
 }
 
-/// The status as a table for people.
-fn render(st: &Status) -> String {
+/// The colour of a service state in the status table.
+fn state_color(state: &str) -> Option<&'static str> {
+    use super::sgr;
+    match state {
+        "running" | "ready" => Some(sgr::GREEN),
+        "starting" | "stopping" | "backoff" => Some(sgr::YELLOW),
+        "failed" => Some(sgr::RED),
+        _ => None,
+    }
+}
+
+/// The status as a table for people; with `color`, the heading in bold
+/// and the states in colour (green up, yellow on the way, red failed).
+fn render(st: &Status, color: bool) -> String {
     let mut out = format!("supervisor pid {} ({})\n", st.supervisor, st.config);
     let rows: Vec<[String; 6]> = st
         .services
@@ -102,16 +125,24 @@ fn render(st: &Status) -> String {
             w[i] = w[i].max(c.len());
         }
     }
-    let line = |cells: [&str; 6]| {
+    // Padded as plain text; the colour goes around the cell's text only.
+    let line = |cells: [&str; 6], paint: &dyn Fn(usize, &str) -> Option<&'static str>| {
         let mut l = String::new();
         for (i, c) in cells.iter().enumerate() {
-            l.push_str(&format!("{c:<width$}  ", width = w[i]));
+            let pad = " ".repeat(w[i].saturating_sub(c.chars().count()) + 2);
+            match paint(i, c).filter(|_| color) {
+                Some(sgr) => l.push_str(&format!("{}{pad}", super::paint(c, sgr))),
+                None => l.push_str(&format!("{c}{pad}")),
+            }
         }
         l.trim_end().to_string() + "\n"
     };
-    out.push_str(&line(head));
+    out.push_str(&line(head, &|_, _| Some(super::sgr::BOLD)));
     for (r, s) in rows.iter().zip(&st.services) {
-        out.push_str(&line([&r[0], &r[1], &r[2], &r[3], &r[4], &r[5]]));
+        let cells = [&*r[0], &r[1], &r[2], &r[3], &r[4], &r[5]];
+        out.push_str(&line(cells, &|i, c| {
+            if i == 1 { state_color(c) } else { None }
+        }));
         if let Some(why) = &s.reason {
             out.push_str(&format!("  {}: {why}\n", s.name));
         }

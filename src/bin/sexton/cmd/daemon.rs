@@ -81,6 +81,10 @@ pub struct DaemonArgs {
     /// With --stop: how long after SIGTERM to SIGKILL what is left [default: 10s].
     #[arg(long, value_name = "DUR", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
+    /// Colour the state --status and --stop print: auto (a terminal
+    /// without NO_COLOR), always, never.
+    #[arg(long, value_enum, value_name = "WHEN", default_value = "auto")]
+    pub color: super::Color,
     /// The program and its arguments.
     #[arg(
         required_unless_present_any = ["stop", "status"],
@@ -128,7 +132,7 @@ fn check(a: &DaemonArgs) -> Result<(), &'static str> {
             || a.respawn
             || a.ready.is_some())
     {
-        return Err("--stop and --status take only --pidfile (and --timeout)");
+        return Err("--stop and --status take only --pidfile (and --timeout, --color)");
     }
     Ok(())
 }
@@ -210,28 +214,50 @@ fn pidfile(a: &DaemonArgs) -> PathBuf {
     a.pidfile.clone().unwrap_or_default()
 }
 
+/// Prints a state (`running`, `dead`, `not running`) and what follows
+/// it, the state in colour with `color`: green running, red dead,
+/// yellow not running.
+fn say(state: &str, rest: &str, color: bool) {
+    use super::sgr;
+    let c = match state {
+        "running" => sgr::GREEN,
+        "dead" => sgr::RED,
+        _ => sgr::YELLOW,
+    };
+    if color {
+        println!("{}{rest}", super::paint(state, c));
+    } else {
+        println!("{state}{rest}");
+    }
+}
+
 fn status(a: &DaemonArgs) -> i32 {
     let path = pidfile(a);
+    let on = a.color.enabled();
     match daemon::status(&path) {
         Ok(s) => {
             match s {
                 Status::Running {
                     monitor,
                     pid: Some(pid),
-                } => {
-                    println!("running: pid {pid} (monitor {monitor})")
-                }
-                Status::Running { monitor, pid: None } => {
-                    println!("running: waiting to restart (monitor {monitor})")
-                }
-                Status::Stale { pid: Some(pid) } => println!(
-                    "dead: stale pidfile {} names pid {pid}, which is not the daemon",
-                    path.display()
+                } => say("running", &format!(": pid {pid} (monitor {monitor})"), on),
+                Status::Running { monitor, pid: None } => say(
+                    "running",
+                    &format!(": waiting to restart (monitor {monitor})"),
+                    on,
+                ),
+                Status::Stale { pid: Some(pid) } => say(
+                    "dead",
+                    &format!(
+                        ": stale pidfile {} names pid {pid}, which is not the daemon",
+                        path.display()
+                    ),
+                    on,
                 ),
                 Status::Stale { pid: None } => {
-                    println!("dead: stale pidfile {}", path.display())
+                    say("dead", &format!(": stale pidfile {}", path.display()), on)
                 }
-                Status::NotRunning => println!("not running"),
+                Status::NotRunning => say("not running", "", on),
             }
             s.lsb_code()
         }
@@ -245,15 +271,20 @@ fn status(a: &DaemonArgs) -> i32 {
 
 fn stop(a: &DaemonArgs) -> i32 {
     let timeout = a.timeout.unwrap_or(daemon::monitor::DEFAULT_STOP_TIMEOUT);
+    let on = a.color.enabled();
     match daemon::stop(&pidfile(a), timeout) {
         Ok(Stopped::Stopped { .. }) => 0,
         Ok(Stopped::NotRunning(s)) => {
             match s {
-                Status::Stale { .. } => println!(
-                    "not running (stale pidfile {}; the pid in it was left alone)",
-                    pidfile(a).display()
+                Status::Stale { .. } => say(
+                    "not running",
+                    &format!(
+                        " (stale pidfile {}; the pid in it was left alone)",
+                        pidfile(a).display()
+                    ),
+                    on,
                 ),
-                _ => println!("not running"),
+                _ => say("not running", "", on),
             }
             0
         }

@@ -17,6 +17,10 @@ pub struct DemoArgs {
     /// the demo holds for any of them.
     #[arg(long, value_name = "SHELL", default_value = "sh", value_parser = parse_shell)]
     pub shell: String,
+    /// Colour the headings and the verdict: auto (a terminal without
+    /// NO_COLOR), always, never.
+    #[arg(long, value_enum, value_name = "WHEN", default_value = "auto")]
+    pub color: super::Color,
 }
 
 /// A shell name that can go into the script unquoted.
@@ -47,7 +51,15 @@ const EXIT_LIMIT: Duration = Duration::from_secs(5);
 pub fn main(a: DemoArgs) -> i32 {
     let shell = a.shell;
     let script = script(&shell);
-    println!("The script:  {shell} -c \"{script}\"");
+    let on = a.color.enabled();
+    let bold = |t: &str| {
+        if on {
+            super::paint(t, super::sgr::BOLD)
+        } else {
+            t.to_string()
+        }
+    };
+    println!("{}  {shell} -c \"{script}\"", bold("The script:"));
     println!("prints 'start ok' and exits at once, but leaves sleepers behind,");
     println!("one escaped into its own session, all holding its stdout open.");
     println!(
@@ -81,7 +93,10 @@ pub fn main(a: DemoArgs) -> i32 {
         }
     };
     println!(
-        "sexton run --json --leftovers kill -- {shell} -c ... returned after {:.0} ms:",
+        "{} returned after {:.0} ms:",
+        bold(&format!(
+            "sexton run --json --leftovers kill -- {shell} -c ..."
+        )),
         t0.elapsed().as_secs_f64() * 1000.0
     );
     match serde_json::to_string_pretty(&out) {
@@ -104,7 +119,12 @@ pub fn main(a: DemoArgs) -> i32 {
     );
     let problems = problems(&Seen::of(&out), &alive, survivors);
     if problems.is_empty() {
-        println!("Every process that held the output was named and killed; none is left.");
+        let verdict = "Every process that held the output was named and killed; none is left.";
+        if on {
+            println!("{}", super::paint(verdict, super::sgr::GREEN));
+        } else {
+            println!("{verdict}");
+        }
         0
     } else {
         for p in &problems {

@@ -31,6 +31,10 @@ pub struct InitArgs {
     /// Time between the stop signal and SIGKILL for leftovers.
     #[arg(short = 'g', long, value_name = "DUR", default_value = "5s", value_parser = parse_duration)]
     pub grace: Duration,
+    /// Taken by every command: auto, always, never. init colours nothing
+    /// (what it prints is PROGRAM's output and one-line errors).
+    #[arg(long, value_enum, value_name = "WHEN", default_value = "auto")]
+    pub color: super::Color,
     #[command(flatten)]
     pub program: super::Program,
 }

@@ -3,7 +3,7 @@
 use super::up::Where;
 use crate::exit;
 use clap::Args;
-use sexton::supervise::logs::{self, Follower};
+use sexton::supervise::logs::{self, Follower, Printer};
 use std::io::Write;
 
 /// Show the services' logs (the last lines; -f to follow them).
@@ -18,6 +18,10 @@ pub struct LogsArgs {
     /// The services (default: every service of the config).
     #[arg(value_name = "NAME")]
     pub names: Vec<String>,
+    /// Colour the service names, as `sexton up` does: auto (a terminal
+    /// without NO_COLOR), always, never.
+    #[arg(long, value_enum, value_name = "WHEN", default_value = "auto")]
+    pub color: super::Color,
     #[command(flatten)]
     pub place: Where,
 }
@@ -42,18 +46,17 @@ pub fn main(a: LogsArgs) -> i32 {
         }
         a.names.clone()
     };
-    // One service: its lines as they are; several: prefixed by the name.
-    let prefix = names.len() > 1;
-    let width = names.iter().map(String::len).max().unwrap_or(0);
+    // One service: its lines as they are; several: prefixed by the name,
+    // as `sexton up` prints them (in the same colours).
+    let prefix = (names.len() > 1).then(|| Printer::new(&names, a.color.enabled()));
     let mut out = std::io::stdout().lock();
     let emit = |out: &mut std::io::StdoutLock, name: &str, line: &str| -> bool {
-        let text = if prefix {
-            format!("{name:<width$} | {line}\n")
-        } else {
-            format!("{line}\n")
+        let text = match &prefix {
+            Some(p) => p.format(name, line.as_bytes()),
+            None => format!("{line}\n").into_bytes(),
         };
         // A reader that went away (| head) ends the command quietly.
-        out.write_all(text.as_bytes()).is_ok()
+        out.write_all(&text).is_ok()
     };
     let mut followers = Vec::new();
     for n in &names {

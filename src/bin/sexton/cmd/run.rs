@@ -74,6 +74,10 @@ pub struct RunArgs {
     /// On timeout, exit with PROGRAM's status instead of 124.
     #[arg(long)]
     pub preserve_status: bool,
+    /// Taken by every command: auto, always, never. run colours nothing
+    /// (what it prints is PROGRAM's output and one-line errors).
+    #[arg(long, value_enum, value_name = "WHEN", default_value = "auto")]
+    pub color: super::Color,
     #[command(flatten)]
     pub program: super::Program,
 }

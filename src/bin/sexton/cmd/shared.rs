@@ -12,6 +12,9 @@ pub struct SharedArgs {
     /// Print one JSON document.
     #[arg(long)]
     pub json: bool,
+    /// Colour the findings: auto (a terminal without NO_COLOR), always, never.
+    #[arg(long, value_enum, value_name = "WHEN", default_value = "auto")]
+    pub color: super::Color,
 }
 
 pub fn main(a: SharedArgs) -> i32 {
@@ -20,5 +23,5 @@ pub fn main(a: SharedArgs) -> i32 {
         return code;
     }
     let findings = shared::find(&scan, a.pid);
-    super::audit::print(&scan, findings, a.json)
+    super::audit::print(&scan, findings, a.json, a.color)
 }

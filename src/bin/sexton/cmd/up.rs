@@ -7,7 +7,7 @@ use sexton::supervise::config::Config;
 use sexton::supervise::logs::Printer;
 use sexton::supervise::state::{self, Record, StateDir};
 use sexton::supervise::supervisor::{Foreground, Supervisor};
-use std::io::{IsTerminal, Read};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// Where the config and the supervisor's state are: shared by every
@@ -50,29 +50,6 @@ impl Where {
     }
 }
 
-/// Whether to colour output meant for people: `--color`, else `NO_COLOR`
-/// and whether stdout is a terminal.
-#[derive(Debug, Clone, Copy, clap::ValueEnum, Default)]
-pub enum Color {
-    #[default]
-    Auto,
-    Always,
-    Never,
-}
-
-impl Color {
-    pub fn enabled(self) -> bool {
-        match self {
-            Color::Always => true,
-            Color::Never => false,
-            Color::Auto => {
-                std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                    && std::io::stdout().is_terminal()
-            }
-        }
-    }
-}
-
 /// Run the services of sexton.toml (or a Procfile): in the foreground,
 /// each output line prefixed `name | `, or detached with -d.
 #[derive(Debug, Args)]
@@ -82,8 +59,8 @@ pub struct UpArgs {
     #[arg(short = 'd', long)]
     pub detach: bool,
     /// Colour the service names: auto (a terminal without NO_COLOR), always, never.
-    #[arg(long, value_enum, default_value = "auto")]
-    pub color: Color,
+    #[arg(long, value_enum, value_name = "WHEN", default_value = "auto")]
+    pub color: super::Color,
     #[command(flatten)]
     pub place: Where,
 }

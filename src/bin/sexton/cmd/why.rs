@@ -13,6 +13,9 @@ pub struct WhyArgs {
     /// Print one JSON document.
     #[arg(long)]
     pub json: bool,
+    /// Colour the explanation: auto (a terminal without NO_COLOR), always, never.
+    #[arg(long, value_enum, value_name = "WHEN", default_value = "auto")]
+    pub color: super::Color,
 }
 
 pub fn main(a: WhyArgs) -> i32 {
@@ -44,7 +47,7 @@ pub fn main(a: WhyArgs) -> i32 {
         if !f.hint.is_empty() {
             text.push_str(&format!("  hint: {}\n", e(&f.hint)));
         }
-        super::audit::emit(&text);
+        super::audit::emit(&super::paint_findings(text, a.color.enabled()));
     }
     0
 }
