@@ -1381,15 +1381,19 @@ fn why_says_a_kernel_thread_is_one_and_escapes_a_command_line() {
     // A user process whose command line has a newline and bytes that are
     // not UTF-8: not shown as `[comm]`, not as a kernel thread.
     use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::process::CommandExt;
     let mut g = Guard::default();
+    // In a group of its own, killed whole at the end: its sleep too.
     let sh = g.child(
         Command::new("sh")
             .args(["-c", "sleep 300; :", "a\nb"])
             .arg(std::ffi::OsStr::from_bytes(b"x\xffy"))
             .stdin(Stdio::null())
+            .process_group(0)
             .spawn()
             .unwrap(),
     );
+    g.groups.push(sh);
     let f = poll("sh waiting for sleep", || {
         let f = why(sh);
         (f["syscall"] == "wait4").then_some(f)

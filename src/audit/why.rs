@@ -18,6 +18,25 @@ use super::{AuditError, Finding, Holder, Kind, Parent, Scan, zombies};
 use crate::procfs::{self, FdKind, FileId, PipeEnd, locks, net};
 use std::collections::{BTreeMap, HashSet};
 
+/// Takes the scan and explains `pid` ([`explain`]), again when the
+/// process's system call changed while the machine was being scanned (a
+/// process still starting up goes through many calls): what is said of
+/// the call's fd (its file, a lock's holder, a pipe's other end) must
+/// come from the same wait as the call itself. Five tries at most; the
+/// last one stands.
+pub fn explain_settled(pid: i32) -> (Scan, Result<Finding, AuditError>) {
+    let mut tries = 0;
+    loop {
+        let before = procfs::blocked(pid);
+        let scan = Scan::take();
+        let f = explain(&scan, pid);
+        tries += 1;
+        if tries == 5 || procfs::blocked(pid) == before {
+            return (scan, f);
+        }
+    }
+}
+
 /// One `blocked` (or `zombie`) finding that explains what `pid` waits for.
 pub fn explain(scan: &Scan, pid: i32) -> Result<Finding, AuditError> {
     let p = scan.get(pid).ok_or(AuditError::NoSuchPid(pid))?;
@@ -54,7 +73,9 @@ pub fn explain(scan: &Scan, pid: i32) -> Result<Finding, AuditError> {
         );
         return Ok(f);
     }
-    let call = procfs::blocked(pid);
+    // A runnable process waits for nothing, even when /proc still shows
+    // the call it was preempted in.
+    let call = procfs::blocked(pid).filter(|_| info.state != 'R');
     f.syscall = call.as_ref().and_then(|c| c.name.map(str::to_string));
     match info.state {
         'T' => {

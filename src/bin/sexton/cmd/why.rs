@@ -2,7 +2,7 @@
 
 use crate::exit;
 use clap::Args;
-use sexton::audit::{AuditError, Report, Scan, escape_controls, why};
+use sexton::audit::{AuditError, Report, escape_controls, why};
 
 /// Explain what PID is blocked on and who holds the other end.
 #[derive(Debug, Args)]
@@ -19,8 +19,8 @@ pub struct WhyArgs {
 }
 
 pub fn main(a: WhyArgs) -> i32 {
-    let scan = Scan::take();
-    let f = match why::explain(&scan, a.pid) {
+    let (scan, f) = why::explain_settled(a.pid);
+    let f = match f {
         Ok(f) => f,
         Err(e @ AuditError::NoSuchPid(_)) => {
             exit::error(format!("why {}: {e}", a.pid), None);
