@@ -2,6 +2,8 @@
 //! reproduced with real processes and checked through `sexton ... --json`,
 //! with a negative control that proves the check can come out clean.
 
+mod common;
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
@@ -80,6 +82,7 @@ fn sexton_json(args: &[&str]) -> (i32, Value) {
             String::from_utf8_lossy(&out.stderr)
         )
     });
+    common::assert_schema(&doc, "findings.json");
     (out.status.code().unwrap_or(-1), doc)
 }
 
@@ -686,6 +689,7 @@ fn check_findings(args: &[&str]) -> (i32, Vec<Value>) {
     let last = out.lines().last().unwrap_or("");
     let doc: Value =
         serde_json::from_str(last).unwrap_or_else(|e| panic!("check {args:?}: {e}: {out}\n{err}"));
+    common::assert_schema(&doc, "findings.json");
     (code, findings(&doc))
 }
 

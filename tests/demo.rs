@@ -16,6 +16,7 @@ fn leftovers(stdout: &str) -> Vec<serde_json::Value> {
     let end = start + lines[start..].iter().position(|l| *l == "}").expect("end");
     let doc: serde_json::Value =
         serde_json::from_str(&lines[start..=end].join("\n")).expect("result document");
+    common::assert_schema(&doc, "run.json");
     doc["leftovers"].as_array().cloned().unwrap_or_default()
 }
 

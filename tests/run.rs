@@ -369,6 +369,9 @@ fn log_appends_one_line_per_run_and_dedups_output() {
             .lines()
             .map(|x| serde_json::from_str(x).expect("each line is json"))
             .collect();
+        for line in &lines {
+            assert_schema(line, "run-log.json");
+        }
         assert_eq!(lines.len(), 4);
         // First run: trimmed to 4 KiB, counted in full.
         assert_eq!(lines[0]["stdout"].as_str().unwrap().len(), 4096);
@@ -898,6 +901,7 @@ fn json_and_log_say_why_a_program_could_not_start() {
                 .unwrap(),
         )
         .unwrap();
+        assert_schema(&last, "run-log.json");
         assert!(last["error"].as_str().is_some(), "{last}");
         // A program that starts has no error field.
         let v = sexton_run(&s, mode, &["--json", "--", "true"]).json();

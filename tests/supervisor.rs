@@ -42,7 +42,9 @@ impl Project {
     fn status(&self) -> Value {
         let r = self.sexton(&["status", "--json"]);
         assert_eq!(r.code, Some(0), "{r:?}");
-        serde_json::from_str(r.stdout.trim()).unwrap()
+        let v = serde_json::from_str(r.stdout.trim()).unwrap();
+        assert_schema(&v, "status.json");
+        v
     }
 
     /// The service's status, or `None` while no supervisor answers (one
@@ -50,6 +52,7 @@ impl Project {
     fn try_service(&self, name: &str) -> Option<Value> {
         let r = self.sexton(&["status", "--json"]);
         let v: Value = serde_json::from_str(r.stdout.trim()).ok()?;
+        assert_schema(&v, "status.json");
         v["services"]
             .as_array()?
             .iter()
@@ -547,6 +550,7 @@ fn another_user_is_refused_by_the_control_socket() {
     }
     let r = run_cmd(&mut c, &p.s);
     assert!(r.stdout.contains("permission denied"), "{r:?}");
+    assert_schema(&serde_json::from_str(r.stdout.trim()).unwrap(), "control.json");
     // Still up: the refused command did nothing.
     assert_eq!(p.service("a")["state"], "running");
     // Negative control: the same request as the owner works.
@@ -554,6 +558,66 @@ fn another_user_is_refused_by_the_control_socket() {
     c.args(["-c", py]).arg(&sock);
     let r = run_cmd(&mut c, &p.s);
     assert!(r.stdout.contains("\"ok\":true"), "{r:?}");
+    assert_schema(&serde_json::from_str(r.stdout.trim()).unwrap(), "control.json");
+}
+
+/// Writes one request line to the control socket and returns the answer
+/// line, checked against docs/schema/control.json.
+fn control(sock: &Path, request: &str) -> Value {
+    use std::io::{BufRead, Write};
+    let stream = std::os::unix::net::UnixStream::connect(sock).unwrap();
+    stream.set_read_timeout(Some(DEADLINE)).unwrap();
+    (&stream)
+        .write_all(format!("{request}\n").as_bytes())
+        .unwrap();
+    let mut answer = String::new();
+    std::io::BufReader::new(&stream)
+        .read_line(&mut answer)
+        .unwrap();
+    let v: Value = serde_json::from_str(answer.trim())
+        .unwrap_or_else(|e| panic!("{request}: answer is not JSON ({e}): {answer:?}"));
+    assert_schema(&v, "control.json#/$defs/response");
+    v
+}
+
+#[test]
+fn control_socket_lines_match_the_schema() {
+    let p = Project::new("control", "sexton.toml", "");
+    let script = announce(&p.s, "exec sleep 300");
+    std::fs::write(
+        p.s.path("sexton.toml"),
+        format!("[services.a]\nshell = true\ncommand = {script:?}\n"),
+    )
+    .unwrap();
+    assert_eq!(p.up().code, Some(0));
+    let sock = p.dir().join(".sexton/control.sock");
+    let requests = [
+        r#"{"cmd":"status"}"#,
+        r#"{"cmd":"stop","services":["a"]}"#,
+        r#"{"cmd":"start","services":["a"]}"#,
+        r#"{"cmd":"restart","services":["no-such-service"]}"#,
+        r#"{"cmd":"reload"}"#,
+    ];
+    let mut answers = Vec::new();
+    for line in requests {
+        assert_schema(&serde_json::from_str(line).unwrap(), "control.json");
+        answers.push(control(&sock, line));
+    }
+    assert_eq!(answers[0]["ok"], true, "{}", answers[0]);
+    assert_eq!(answers[0]["status"]["services"][0]["name"], "a");
+    assert_eq!(answers[1]["ok"], true, "{}", answers[1]);
+    assert_eq!(answers[2]["ok"], true, "{}", answers[2]);
+    assert_eq!(answers[3]["ok"], false, "{}", answers[3]);
+    assert_eq!(answers[4]["ok"], true, "{}", answers[4]);
+    // A request the server refuses is one the schema refuses too.
+    let bad = r#"{"cmd":"frobnicate"}"#;
+    assert!(!schema_errors(&serde_json::from_str(bad).unwrap(), "control.json").is_empty());
+    let v = control(&sock, bad);
+    assert_eq!(v["ok"], false, "{v}");
+    let sup = p.supervisor_pid();
+    let v = control(&sock, r#"{"cmd":"down"}"#);
+    assert_eq!(v["ok"], true, "{v}");
+    assert!(poll(DEADLINE, || !alive(sup)), "supervisor {sup} still up");
 }
 
 #[test]

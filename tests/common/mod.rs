@@ -4,6 +4,10 @@
 
 #![allow(dead_code)]
 
+mod schema;
+#[allow(unused_imports)] // each test binary uses its own part
+pub use schema::{assert_schema, schema_dir, schema_errors, schema_files};
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -188,9 +192,13 @@ pub struct Ran {
 }
 
 impl Ran {
+    /// The last line of stdout as the result document of `run --json`,
+    /// checked against docs/schema/run.json.
     pub fn json(&self) -> serde_json::Value {
         let line = self.stdout.lines().last().unwrap_or("");
-        serde_json::from_str(line).unwrap_or_else(|e| panic!("bad json {line:?}: {e}"))
+        let doc = serde_json::from_str(line).unwrap_or_else(|e| panic!("bad json {line:?}: {e}"));
+        assert_schema(&doc, "run.json");
+        doc
     }
 }
 
