@@ -62,7 +62,13 @@ fn run_schema_accepts_real_documents_and_rejects_broken_ones() {
     let ran = sexton_run(
         &s,
         "auto",
-        &["--json", "--", "sh", "-c", "echo out; printf 'a\\377' >&2; exit 3"],
+        &[
+            "--json",
+            "--",
+            "sh",
+            "-c",
+            "echo out; printf 'a\\377' >&2; exit 3",
+        ],
     )
     .json();
     assert!(ran.get("stderr_base64").is_some(), "{ran}");
@@ -73,7 +79,11 @@ fn run_schema_accepts_real_documents_and_rejects_broken_ones() {
 
     let r = "run.json";
     rejects(r, &with(&ran, |d| d["pid"] = json!("123")), "a string pid");
-    rejects(r, &with(&ran, |d| d["bogus"] = json!(1)), "an unknown field");
+    rejects(
+        r,
+        &with(&ran, |d| d["bogus"] = json!(1)),
+        "an unknown field",
+    );
     rejects(
         r,
         &with(&ran, |d| d["tracking"] = json!("docker")),
@@ -164,7 +174,11 @@ fn run_log_schema_accepts_real_lines_and_rejects_broken_ones() {
     assert_eq!(same["stdout"], json!({"same_as_previous": true}), "{same}");
 
     let r = "run-log.json";
-    rejects(r, &with(first, |d| d["bogus"] = json!(1)), "an unknown field");
+    rejects(
+        r,
+        &with(first, |d| d["bogus"] = json!(1)),
+        "an unknown field",
+    );
     rejects(
         r,
         &with(same, |d| d["stdout"] = json!({"same_as_previous": false})),
@@ -188,7 +202,7 @@ fn findings_doc() -> Value {
     json!({
         "findings": [
             {"kind": "zombie", "pid": 89, "ppid": 2, "cmdline": "[python3] <defunct>",
-             "parent": {"pid": 2, "cmdline": "python3 server.py", "state": "S"},
+             "parent": {"pid": 2, "cmdline": "python3 server.py", "state": "S", "zombies": 1},
              "message": "pid 2 never waits for its children (1 zombie)",
              "hint": "reap with waitpid(-1, WNOHANG) in a loop on SIGCHLD"},
             {"kind": "blocked", "pid": 99, "ppid": 1, "cmdline": "python3 communicate.py",
@@ -204,7 +218,7 @@ fn findings_doc() -> Value {
             {"kind": "leftover", "pid": 148, "ppid": 146, "cmdline": "sleep 30",
              "holds": ["stdout", "stderr"], "message": "still running", "hint": "wait"}
         ],
-        "scanned": {"processes": 12, "fds": 36},
+        "scanned": {"processes": 12, "fds": 36, "skipped": 0},
         "duration_ms": 15.8
     })
 }
@@ -232,22 +246,24 @@ fn findings_schema_accepts_real_documents_and_rejects_broken_ones() {
     let f = "findings.json";
     let doc = findings_doc();
     assert_schema(&doc, f);
-    // The fields another change adds: allowed already.
+    // What only some documents have: check's `interrupted`, and a lock
+    // holder of `why` whose fds could not be read.
+    assert_schema(
+        &with(&doc, |d| d["interrupted"] = json!({"signal": "TERM"})),
+        f,
+    );
     assert_schema(
         &with(&doc, |d| {
-            d["findings"][0]["parent"]["zombies"] = json!(3);
-            d["scanned"]["skipped"] = json!(0);
+            d["findings"][1]["holders"] = json!([{"pid": 7, "cmdline": "flock", "fds": []}])
         }),
         f,
     );
-    let bad: [(&str, fn(&mut Value)); 13] = [
+    let bad: [(&str, fn(&mut Value)); 20] = [
         ("an unknown kind", |d| {
             d["findings"][0]["kind"] = json!("ghost")
         }),
         ("a string pid", |d| d["findings"][0]["pid"] = json!("89")),
-        ("an unknown field", |d| {
-            d["findings"][1]["bogus"] = json!(1)
-        }),
+        ("an unknown field", |d| d["findings"][1]["bogus"] = json!(1)),
         ("a field of another kind", |d| {
             d["findings"][0]["endpoint"] = json!("tcp 1.2.3.4:5")
         }),
@@ -262,6 +278,31 @@ fn findings_schema_accepts_real_documents_and_rejects_broken_ones() {
         }),
         ("a string zombie count", |d| {
             d["findings"][0]["parent"]["zombies"] = json!("3")
+        }),
+        ("a zombie's parent without its zombie count", |d| {
+            d["findings"][0]["parent"]
+                .as_object_mut()
+                .unwrap()
+                .remove("zombies");
+        }),
+        ("a zombie count on a blocked process's parent", |d| {
+            d["findings"][1]["parent"] =
+                json!({"pid": 1, "cmdline": "init", "state": "S", "zombies": 1})
+        }),
+        ("no scanned.skipped", |d| {
+            d["scanned"].as_object_mut().unwrap().remove("skipped");
+        }),
+        ("a negative skipped count", |d| {
+            d["scanned"]["skipped"] = json!(-1)
+        }),
+        ("an interrupted signal named with SIG", |d| {
+            d["interrupted"] = json!({"signal": "SIGTERM"})
+        }),
+        ("an interrupted without its signal", |d| {
+            d["interrupted"] = json!({})
+        }),
+        ("a shared pipe holder without fds", |d| {
+            d["findings"][2]["holders"][1]["fds"] = json!([])
         }),
         ("a shared pipe holder without its end", |d| {
             d["findings"][2]["holders"][1]
@@ -356,7 +397,9 @@ fn status_schema_rejects_broken_documents() {
         ("no reason", |d| {
             d["services"][0].as_object_mut().unwrap().remove("reason");
         }),
-        ("a string supervisor pid", |d| d["supervisor"] = json!("4242")),
+        ("a string supervisor pid", |d| {
+            d["supervisor"] = json!("4242")
+        }),
         ("an unknown top-level field", |d| d["uptime"] = json!(1)),
     ];
     for (why, f) in bad {
@@ -385,8 +428,7 @@ fn control_schema_accepts_the_library_lines_and_rejects_broken_ones() {
         assert_schema(&line, "control.json#/$defs/request");
         assert_schema(&line, "control.json");
     }
-    let status: sexton::supervise::control::Status =
-        serde_json::from_value(status_doc()).unwrap();
+    let status: sexton::supervise::control::Status = serde_json::from_value(status_doc()).unwrap();
     for r in [
         Response::ok(None),
         Response::ok(Some("reloaded: a".into())),
@@ -404,9 +446,18 @@ fn control_schema_accepts_the_library_lines_and_rejects_broken_ones() {
     let c = "control.json";
     for (why, line) in [
         ("an unknown command", json!({"cmd": "frobnicate"})),
-        ("services for status", json!({"cmd": "status", "services": ["a"]})),
-        ("services as a string", json!({"cmd": "stop", "services": "a"})),
-        ("an unknown request field", json!({"cmd": "down", "now": true})),
+        (
+            "services for status",
+            json!({"cmd": "status", "services": ["a"]}),
+        ),
+        (
+            "services as a string",
+            json!({"cmd": "stop", "services": "a"}),
+        ),
+        (
+            "an unknown request field",
+            json!({"cmd": "down", "now": true}),
+        ),
         ("a failure without its error", json!({"ok": false})),
         ("an error beside ok", json!({"ok": true, "error": "x"})),
         (
@@ -446,7 +497,8 @@ fn blocks(page: &str) -> Vec<(String, Vec<String>)> {
 }
 
 fn parse(page: &str, text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("{page}: example is not JSON: {e}: {text}"))
+    serde_json::from_str(text)
+        .unwrap_or_else(|e| panic!("{page}: example is not JSON: {e}: {text}"))
 }
 
 #[test]
@@ -505,13 +557,89 @@ fn every_json_example_of_the_docs_matches_its_schema() {
             assert_schema(&parse("supervisor.md", span), "control.json#/$defs/request");
             requests += 1;
         } else if span.starts_with("{\"ok\"") && whole {
-            assert_schema(&parse("supervisor.md", span), "control.json#/$defs/response");
+            assert_schema(
+                &parse("supervisor.md", span),
+                "control.json#/$defs/response",
+            );
             answers += 1;
         }
     }
     assert_eq!(status, 1, "supervisor.md: status examples");
     assert!(
-        requests >= 5 && answers >= 1,
+        requests >= 4 && answers >= 1,
         "supervisor.md: {requests} requests, {answers} answers"
     );
+}
+
+#[test]
+fn signal_names_of_the_code_are_the_schemas() {
+    // Every name `run`, `check` and `status` can print (1 to 64, and a
+    // number beyond) is one the schema allows.
+    for n in 1..=65 {
+        let name = sexton::parse::signal_name_of(n);
+        assert_schema(&json!(name), "run.json#/$defs/signal");
+    }
+    for bad in [
+        "SIGTERM", "TERM2", "term", "RTMIN+0", "RTMIN+16", "RTMAX-0", "RTMAX-15", "RTMIN-1", "0",
+        "", "ALL",
+    ] {
+        rejects(
+            "run.json#/$defs/signal",
+            &json!(bad),
+            "a signal no code prints",
+        );
+    }
+}
+
+/// The `name` properties of `schema` (a schema object).
+fn keys(schema: &Value) -> std::collections::BTreeSet<String> {
+    schema["properties"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no properties: {schema}"))
+        .keys()
+        .cloned()
+        .collect()
+}
+
+/// Each `"NAME"` the Python text quotes right after `prefix`.
+fn quoted_after(text: &str, prefix: &str) -> std::collections::BTreeSet<String> {
+    text.split(prefix)
+        .skip(1)
+        .filter_map(|rest| {
+            let name = rest.strip_prefix('"')?.split('"').next()?;
+            Some(name.to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn the_python_package_reads_the_fields_of_the_run_schema() {
+    // python/sexton builds its Result from `run --json`: it reads every
+    // field of the document, and no field the document does not have.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let py = std::fs::read_to_string(root.join("python/sexton/__init__.py")).unwrap();
+    let text = std::fs::read_to_string(schema_dir().join("run.json")).unwrap();
+    let run: Value = serde_json::from_str(&text).unwrap();
+    let fields = &run["$defs"]["fields"];
+
+    let mut read = quoted_after(&py, "doc.get(");
+    for stream in quoted_after(&py, "stream(") {
+        read.insert(format!("{stream}_base64"));
+        read.insert(stream);
+    }
+    assert!(
+        read.contains("argv") && read.contains("stdout_base64"),
+        "{read:?}"
+    );
+    // The two streams are defined beside the other fields.
+    let mut documented = keys(fields);
+    documented.extend(keys(&run));
+    assert_eq!(read, documented, "fields python/sexton reads vs run.json");
+
+    let rusage = quoted_after(&py, "rusage.get(");
+    assert_eq!(rusage, keys(&fields["properties"]["rusage"]), "rusage");
+
+    let mut leftover = quoted_after(&py, "left[");
+    leftover.extend(quoted_after(&py, "left.get("));
+    assert_eq!(leftover, keys(&run["$defs"]["leftover"]), "a leftover");
 }
