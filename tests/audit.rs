@@ -1083,7 +1083,7 @@ fn shared_never_lists_sexton_itself() {
             .unwrap();
         let me = child.id() as i32;
         let out = child.wait_with_output().unwrap();
-        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let doc = common::parse_doc(&out.stdout, "findings.json");
         (me, doc)
     };
     let (me, doc) = run(&r);
@@ -1460,6 +1460,7 @@ fn as_nobody(args: &[&str]) -> Option<(i32, Value, String)> {
             String::from_utf8_lossy(&out.stderr)
         )
     });
+    common::assert_schema(&doc, "findings.json");
     Some((
         out.status.code().unwrap_or(-1),
         doc,
@@ -1515,7 +1516,7 @@ fn as_non_root_every_audit_command_says_what_it_skipped() {
             .stdin(Stdio::null())
             .output()
             .unwrap();
-        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let doc = common::parse_doc(&out.stdout, "findings.json");
         assert_eq!(doc["scanned"]["skipped"], 0, "{doc}");
         assert!(!String::from_utf8_lossy(&out.stderr).contains("note:"));
     }
@@ -1558,7 +1559,7 @@ fn check_interrupted_by_a_signal_does_not_claim_a_clean_run() {
         );
         assert_eq!(out.status.code(), Some(128 + 15), "{stdout}{stderr}");
         if json {
-            let doc: Value = serde_json::from_str(stdout.trim()).unwrap();
+            let doc = common::parse_doc(stdout.as_bytes(), "findings.json");
             assert_eq!(doc["interrupted"]["signal"], "TERM", "{doc}");
         } else {
             assert!(!stderr.contains("no findings"), "{stderr}");
@@ -1571,7 +1572,7 @@ fn check_interrupted_by_a_signal_does_not_claim_a_clean_run() {
     // Negative control: a program that ends by itself is a full check.
     let (code, out, err) = check(true, &["sleep", "0.1"]);
     assert_eq!(code, 0, "{err}");
-    let doc: Value = serde_json::from_str(out.trim()).unwrap();
+    let doc = common::parse_doc(&out, "findings.json");
     assert!(doc.get("interrupted").is_none(), "{doc}");
     assert_eq!(doc["scanned"]["skipped"], 0, "{doc}");
 }

@@ -21,6 +21,8 @@
 //! (Debian's busybox-static, which `.ci/run` installs): the tests that
 //! need it say so and skip without it.
 
+mod common;
+
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::path::{Path, PathBuf};
@@ -353,9 +355,13 @@ fn children(pid: i32) -> Vec<(i32, char, String)> {
         .collect()
 }
 
+/// The last line of `stdout`: the result document of `run --json`,
+/// checked against docs/schema/run.json.
 fn json(stdout: &str) -> serde_json::Value {
     let line = stdout.lines().last().unwrap_or("");
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("bad json {stdout:?}: {e}"))
+    let doc = serde_json::from_str(line).unwrap_or_else(|e| panic!("bad json {stdout:?}: {e}"));
+    common::assert_schema(&doc, "run.json");
+    doc
 }
 
 #[test]
@@ -389,8 +395,7 @@ fn sexton_alone_runs_as_pid1_of_a_root_with_nothing_else() {
     // A pid of the new namespace: init 1, the guard and worker of run,
     // then zombies.
     assert!(doc["pid"].as_i64().is_some_and(|p| p < 10), "{doc}");
-    let audit: serde_json::Value =
-        serde_json::from_str(doc["stdout"].as_str().unwrap()).expect("zombies --json");
+    let audit = common::parse_doc(doc["stdout"].as_str().unwrap(), "findings.json");
     assert_eq!(audit["findings"], serde_json::json!([]), "{audit}");
     let seen = audit["scanned"]["processes"].as_i64().unwrap();
     // init, run's guard and its worker: the scanning process never

@@ -59,6 +59,7 @@ fn a_name_that_looks_like_stat_fields_is_read_as_a_name() {
             assert!(!r.stderr.contains("panicked"), "{args:?}: {r:?}");
             let v: serde_json::Value = serde_json::from_str(r.stdout.trim())
                 .unwrap_or_else(|e| panic!("{args:?}: {e}: {r:?}"));
+            assert_schema(&v, "findings.json");
             if args[0] == "zombies" || args[0] == "audit" {
                 let z = v["findings"]
                     .as_array()

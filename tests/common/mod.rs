@@ -6,7 +6,7 @@
 
 mod schema;
 #[allow(unused_imports)] // each test binary uses its own part
-pub use schema::{assert_schema, schema_dir, schema_errors, schema_files};
+pub use schema::{assert_schema, parse_doc, schema_dir, schema_errors, schema_files};
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -83,6 +83,16 @@ pub fn schema_errors(doc: &Value, schema: &str) -> Vec<String> {
         .collect()
 }
 
+/// `text`, one JSON document (surrounding whitespace aside), parsed and
+/// checked against docs/schema/`schema`.
+pub fn parse_doc(text: impl AsRef<[u8]>, schema: &str) -> Value {
+    let text = String::from_utf8_lossy(text.as_ref());
+    let doc = serde_json::from_str(text.trim())
+        .unwrap_or_else(|e| panic!("not a JSON document ({e}): {text:?}"));
+    assert_schema(&doc, schema);
+    doc
+}
+
 /// Panics, listing every validation error, unless `doc` matches
 /// docs/schema/`schema`.
 pub fn assert_schema(doc: &Value, schema: &str) {
