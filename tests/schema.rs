@@ -8,6 +8,9 @@ mod common;
 use common::*;
 use serde_json::{Value, json};
 
+/// A way to break a document, and what it breaks.
+type Breakage = (&'static str, fn(&mut Value));
+
 /// Asserts that `schema` rejects `doc`, which breaks it by `why`.
 fn rejects(schema: &str, doc: &Value, why: &str) {
     let errors = schema_errors(doc, schema);
@@ -39,6 +42,7 @@ fn every_schema_compiles_as_draft_2020_12() {
         "run-log.json",
         "run.json",
         "status.json",
+        "supervisor-state.json",
     ] {
         assert!(names.iter().any(|n| n == want), "no {want} in {names:?}");
     }
@@ -258,7 +262,7 @@ fn findings_schema_accepts_real_documents_and_rejects_broken_ones() {
         }),
         f,
     );
-    let bad: [(&str, fn(&mut Value)); 20] = [
+    let bad: [Breakage; 20] = [
         ("an unknown kind", |d| {
             d["findings"][0]["kind"] = json!("ghost")
         }),
@@ -378,7 +382,7 @@ fn status_schema_rejects_broken_documents() {
     let st = "status.json";
     let doc = status_doc();
     assert_schema(&doc, st);
-    let bad: [(&str, fn(&mut Value)); 8] = [
+    let bad: [Breakage; 8] = [
         ("an unknown state", |d| {
             d["services"][0]["state"] = json!("sleeping")
         }),
@@ -642,4 +646,57 @@ fn the_python_package_reads_the_fields_of_the_run_schema() {
     let mut leftover = quoted_after(&py, "left[");
     leftover.extend(quoted_after(&py, "left.get("));
     assert_eq!(leftover, keys(&run["$defs"]["leftover"]), "a leftover");
+}
+
+#[test]
+fn supervisor_state_schema_accepts_the_library_record_and_rejects_broken_ones() {
+    use sexton::supervise::state::{Leader, Record};
+    // A real state.json is checked by tests/supervisor.rs (the crash test).
+    let leader = |pid: i32, cgroup: Option<&str>| Leader {
+        pid,
+        start_time: 123456,
+        pgid: pid,
+        cgroup: cgroup.map(Into::into),
+    };
+    let record = Record {
+        supervisor: 40,
+        worker: 41,
+        services: [
+            (
+                "web".to_string(),
+                leader(42, Some("/sys/fs/cgroup/sexton/web")),
+            ),
+            ("db".to_string(), leader(43, None)),
+        ]
+        .into_iter()
+        .collect(),
+    };
+    let doc = serde_json::to_value(&record).unwrap();
+    let st = "supervisor-state.json";
+    assert_schema(&doc, st);
+    let bad: [Breakage; 7] = [
+        ("no worker", |d| {
+            d.as_object_mut().unwrap().remove("worker");
+        }),
+        ("an unknown field", |d| d["version"] = json!(2)),
+        ("a leader without its start time", |d| {
+            d["services"]["web"]
+                .as_object_mut()
+                .unwrap()
+                .remove("start_time");
+        }),
+        ("a leader with an unknown field", |d| {
+            d["services"]["db"]["name"] = json!("db")
+        }),
+        ("a relative cgroup", |d| {
+            d["services"]["web"]["cgroup"] = json!("sexton/web")
+        }),
+        ("a negative start time", |d| {
+            d["services"]["db"]["start_time"] = json!(-1)
+        }),
+        ("services as a list", |d| d["services"] = json!([])),
+    ];
+    for (why, f) in bad {
+        rejects(st, &with(&doc, f), why);
+    }
 }

@@ -550,7 +550,10 @@ fn another_user_is_refused_by_the_control_socket() {
     }
     let r = run_cmd(&mut c, &p.s);
     assert!(r.stdout.contains("permission denied"), "{r:?}");
-    assert_schema(&serde_json::from_str(r.stdout.trim()).unwrap(), "control.json");
+    assert_schema(
+        &serde_json::from_str(r.stdout.trim()).unwrap(),
+        "control.json",
+    );
     // Still up: the refused command did nothing.
     assert_eq!(p.service("a")["state"], "running");
     // Negative control: the same request as the owner works.
@@ -558,7 +561,10 @@ fn another_user_is_refused_by_the_control_socket() {
     c.args(["-c", py]).arg(&sock);
     let r = run_cmd(&mut c, &p.s);
     assert!(r.stdout.contains("\"ok\":true"), "{r:?}");
-    assert_schema(&serde_json::from_str(r.stdout.trim()).unwrap(), "control.json");
+    assert_schema(
+        &serde_json::from_str(r.stdout.trim()).unwrap(),
+        "control.json",
+    );
 }
 
 /// Writes one request line to the control socket and returns the answer
@@ -727,11 +733,29 @@ fn d4_after_a_crash_nobody_could_clean_up_the_next_up_kills_the_leftovers() {
     assert_eq!(p.up().code, Some(0));
     let first = p.s.wait_pids(2);
     let sup = p.supervisor_pid();
+    // The record the next `up` goes by, as docs/schema/supervisor-state.json
+    // describes it.
+    let record = p.dir().join(".sexton/state.json");
+    let mut state = Value::Null;
+    assert!(
+        poll(DEADLINE, || {
+            state = std::fs::read(&record)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or(Value::Null);
+            state["services"]["x"]["pid"] == first[0]
+        }),
+        "state.json never named x's leader {}: {state}",
+        first[0]
+    );
+    assert_schema(&state, "supervisor-state.json");
+    assert_eq!(state["supervisor"], sup, "{state}");
     let worker = sexton::procfs::processes()
         .into_iter()
         .find(|q| q.ppid == sup)
         .expect("the supervisor's worker")
         .pid;
+    assert_eq!(state["worker"], worker, "{state}");
     let kill =
         |pid: i32, sig| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig).unwrap();
     use nix::sys::signal::Signal::{SIGKILL, SIGSTOP};
