@@ -21,6 +21,10 @@ pub enum ParseError {
     Size(String),
     #[error("invalid signal '{0}' (use e.g. TERM, SIGTERM or 15)")]
     Signal(String),
+    #[error("expected FROM:TO, got '{0}'")]
+    Rewrite(String),
+    #[error("expected K=V, got '{0}'")]
+    Env(String),
 }
 
 /// The longest duration [`duration`] returns: larger values (`1e400`,
@@ -376,6 +380,54 @@ fn named_number(name: &str) -> Option<i32> {
         _ => Signal::from_str(&format!("SIG{name}"))
             .ok()
             .map(|s| s as i32),
+    }
+}
+
+/// Parses `init --rewrite FROM:TO`: forward signal FROM as TO, both
+/// standard signals as [`signal`] takes them; TO `0` drops FROM. The
+/// text `FROM:TO` reads back, with the names of [`signal_name`].
+///
+/// ```
+/// use nix::sys::signal::Signal;
+/// use sexton::parse::rewrite;
+/// assert_eq!(rewrite("TERM:USR1").unwrap(), (Signal::SIGTERM, Signal::SIGUSR1 as i32));
+/// assert_eq!(rewrite("sigwinch:0").unwrap(), (Signal::SIGWINCH, 0));
+/// assert!(rewrite("TERM").is_err());
+/// ```
+pub fn rewrite(text: &str) -> Result<(Signal, i32), ParseError> {
+    let (from, to) = text
+        .split_once(':')
+        .ok_or_else(|| ParseError::Rewrite(text.to_string()))?;
+    let from = signal(from)?;
+    let to = match to.trim() {
+        "0" => 0,
+        t => signal(t)? as i32,
+    };
+    Ok((from, to))
+}
+
+/// Parses `run --env K=V` as bytes, as an environment holds them: K is
+/// everything before the first `=` and must not be empty; V is the rest,
+/// any bytes, `=` included.
+///
+/// ```
+/// use std::ffi::OsStr;
+/// let (k, v) = sexton::parse::env_pair(OsStr::new("A=b=c")).unwrap();
+/// assert_eq!((k.as_os_str(), v.as_os_str()), (OsStr::new("A"), OsStr::new("b=c")));
+/// assert!(sexton::parse::env_pair(OsStr::new("=x")).is_err());
+/// ```
+pub fn env_pair(
+    text: &std::ffi::OsStr,
+) -> Result<(std::ffi::OsString, std::ffi::OsString), ParseError> {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let b = text.as_bytes();
+    match b.iter().position(|&c| c == b'=') {
+        Some(i) if i > 0 => Ok((
+            OsStr::from_bytes(&b[..i]).to_owned(),
+            OsStr::from_bytes(&b[i + 1..]).to_owned(),
+        )),
+        _ => Err(ParseError::Env(text.to_string_lossy().into_owned())),
     }
 }
 

@@ -49,6 +49,33 @@ fn info(p: &Process) -> Option<ProcInfo> {
     p.stat().ok().map(ProcInfo::from)
 }
 
+/// Decodes the text of a `/proc/PID/stat` file with the parser every
+/// reader here uses (the `procfs` crate's): the command name is what
+/// lies between the first `(` and the last `)`, so a name holding
+/// spaces, parentheses or newlines is read whole; bytes that are not
+/// UTF-8 become U+FFFD. `None` if the text is not a stat line.
+pub fn parse_stat(text: &[u8]) -> Option<ProcInfo> {
+    use ::procfs::FromRead;
+    // The crate slices the text one byte before the first `(` and two
+    // past the last `)`, and panics where those are not there: the
+    // kernel always writes them, other text is refused first.
+    let lossy = String::from_utf8_lossy(text);
+    let t = lossy.trim();
+    let open = t.find('(')?;
+    let close = t.rfind(')')?;
+    let shaped = open >= 1
+        && close > open
+        && t.is_char_boundary(open - 1)
+        && t.len() >= close + 2
+        && t.is_char_boundary(close + 2);
+    if !shaped {
+        return None;
+    }
+    ::procfs::process::Stat::from_read(text)
+        .ok()
+        .map(ProcInfo::from)
+}
+
 impl From<::procfs::process::Stat> for ProcInfo {
     fn from(st: ::procfs::process::Stat) -> ProcInfo {
         ProcInfo {
@@ -486,7 +513,7 @@ fn scan_one(pid: i32) -> Option<ProcFds> {
             let text = target.to_string_lossy();
             fds.push(Fd {
                 fd,
-                kind: kind_of(&text),
+                kind: FdKind::from_link(&text),
             });
             link = target.into_bytes();
         }
@@ -499,21 +526,26 @@ fn scan_one(pid: i32) -> Option<ProcFds> {
     })
 }
 
-/// What a `/proc/PID/fd/N` link text points at.
-fn kind_of(link: &str) -> FdKind {
-    let ino = |prefix: &str| {
-        link.strip_prefix(prefix)
-            .and_then(|r| r.strip_suffix(']'))
-            .and_then(|n| n.parse::<u64>().ok())
-    };
-    if let Some(i) = ino("pipe:[") {
-        FdKind::Pipe(i)
-    } else if let Some(i) = ino("socket:[") {
-        FdKind::Socket(i)
-    } else if link.starts_with('/') {
-        FdKind::Path(link.to_string())
-    } else {
-        FdKind::Other(link.to_string())
+impl FdKind {
+    /// What a `/proc/PID/fd/N` link text points at: `pipe:[N]` and
+    /// `socket:[N]` by inode, a path (whatever bytes it holds: spaces,
+    /// newlines, a ` (deleted)` suffix) when it starts with `/`, anything
+    /// else as it reads. [`FdKind`]'s `Display` gives the text back.
+    pub fn from_link(link: &str) -> FdKind {
+        let ino = |prefix: &str| {
+            link.strip_prefix(prefix)
+                .and_then(|r| r.strip_suffix(']'))
+                .and_then(|n| n.parse::<u64>().ok())
+        };
+        if let Some(i) = ino("pipe:[") {
+            FdKind::Pipe(i)
+        } else if let Some(i) = ino("socket:[") {
+            FdKind::Socket(i)
+        } else if link.starts_with('/') {
+            FdKind::Path(link.to_string())
+        } else {
+            FdKind::Other(link.to_string())
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 //! the network namespace of the reading process; a socket of another
 //! namespace is simply not found and shows as `socket:[N]`.
 
-use ::procfs::net::{TcpState, UdpState, UnixState};
+use ::procfs::net::{TcpState, UdpState};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
@@ -71,72 +71,113 @@ fn tcp_state(s: &TcpState) -> &'static str {
     }
 }
 
+/// One of the socket tables of `/proc/net`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Tcp,
+    Tcp6,
+    Udp,
+    Udp6,
+    Unix,
+}
+
+impl Table {
+    pub const ALL: [Table; 5] = [
+        Table::Tcp,
+        Table::Tcp6,
+        Table::Udp,
+        Table::Udp6,
+        Table::Unix,
+    ];
+
+    /// The file the table is read from.
+    pub fn path(self) -> &'static str {
+        match self {
+            Table::Tcp => "/proc/net/tcp",
+            Table::Tcp6 => "/proc/net/tcp6",
+            Table::Udp => "/proc/net/udp",
+            Table::Udp6 => "/proc/net/udp6",
+            Table::Unix => "/proc/net/unix",
+        }
+    }
+}
+
 /// Every socket of the reader's network namespace, by inode. A table
 /// that cannot be read (no IPv6, say) is skipped.
 pub fn sockets() -> HashMap<u64, Socket> {
     let mut out = HashMap::new();
-    for tcp in [::procfs::net::tcp(), ::procfs::net::tcp6()]
-        .into_iter()
-        .flatten()
-    {
-        for e in tcp {
-            let connected = !matches!(
-                e.state,
-                TcpState::Listen | TcpState::Close | TcpState::TimeWait
-            );
-            out.insert(
-                e.inode,
-                Socket {
-                    inode: e.inode,
-                    proto: Proto::Tcp,
-                    local: Some(e.local_address),
-                    remote: Some(e.remote_address),
-                    path: None,
-                    connected,
-                    listening: e.state == TcpState::Listen,
-                    state: Some(tcp_state(&e.state)),
-                },
-            );
-        }
-    }
-    for udp in [::procfs::net::udp(), ::procfs::net::udp6()]
-        .into_iter()
-        .flatten()
-    {
-        for e in udp {
-            out.insert(
-                e.inode,
-                Socket {
-                    inode: e.inode,
-                    proto: Proto::Udp,
-                    local: Some(e.local_address),
-                    remote: Some(e.remote_address),
-                    path: None,
-                    connected: e.state == UdpState::Established,
-                    listening: false,
-                    state: None,
-                },
-            );
-        }
-    }
-    if let Ok(unix) = ::procfs::net::unix() {
-        for e in unix {
-            out.insert(
-                e.inode,
-                Socket {
-                    inode: e.inode,
-                    proto: Proto::Unix,
-                    local: None,
-                    remote: None,
-                    path: e.path.map(|p| p.to_string_lossy().into_owned()),
-                    connected: e.state == UnixState::CONNECTED,
-                    listening: false,
-                    state: None,
-                },
-            );
+    for table in Table::ALL {
+        if let Ok(text) = std::fs::read(table.path()) {
+            out.extend(parse_table(table, &text).into_iter().map(|s| (s.inode, s)));
         }
     }
     out
+}
+
+/// Decodes the text of one table (its header line included), as the
+/// kernel writes it. A TCP or UDP table that does not parse gives no
+/// socket; the unix table is read line by line (see [`parse_unix`]).
+pub fn parse_table(table: Table, text: &[u8]) -> Vec<Socket> {
+    use ::procfs::FromBufReadSI;
+    use ::procfs::net::{TcpNetEntries, UdpNetEntries};
+    let si = ::procfs::current_system_info();
+    match table {
+        Table::Tcp | Table::Tcp6 => TcpNetEntries::from_buf_read(text, si)
+            .map(|t| t.0)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| Socket {
+                inode: e.inode,
+                proto: Proto::Tcp,
+                local: Some(e.local_address),
+                remote: Some(e.remote_address),
+                path: None,
+                connected: !matches!(
+                    e.state,
+                    TcpState::Listen | TcpState::Close | TcpState::TimeWait
+                ),
+                listening: e.state == TcpState::Listen,
+                state: Some(tcp_state(&e.state)),
+            })
+            .collect(),
+        Table::Udp | Table::Udp6 => UdpNetEntries::from_buf_read(text, si)
+            .map(|t| t.0)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| Socket {
+                inode: e.inode,
+                proto: Proto::Udp,
+                local: Some(e.local_address),
+                remote: Some(e.remote_address),
+                path: None,
+                connected: e.state == UdpState::Established,
+                listening: false,
+                state: None,
+            })
+            .collect(),
+        Table::Unix => parse_unix(text),
+    }
+}
+
+/// `/proc/net/unix`, through the `procfs` crate.
+pub fn parse_unix(text: &[u8]) -> Vec<Socket> {
+    use ::procfs::FromBufRead;
+    use ::procfs::net::{UnixNetEntries, UnixState};
+    UnixNetEntries::from_buf_read(text)
+        .map(|t| t.0)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|e| Socket {
+            inode: e.inode,
+            proto: Proto::Unix,
+            local: None,
+            remote: None,
+            path: e.path.map(|p| p.to_string_lossy().into_owned()),
+            connected: e.state == UnixState::CONNECTED,
+            listening: false,
+            state: None,
+        })
+        .collect()
 }
 
 /// The other end of a TCP connection inside this machine: the socket

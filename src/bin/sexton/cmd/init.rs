@@ -40,15 +40,7 @@ pub struct InitArgs {
 }
 
 fn parse_rewrite(s: &str) -> Result<(Signal, i32), String> {
-    let (from, to) = s
-        .split_once(':')
-        .ok_or_else(|| format!("expected FROM:TO, got '{s}'"))?;
-    let from = parse_signal(from)?;
-    let to = match to.trim() {
-        "0" => 0,
-        t => parse_signal(t)? as i32,
-    };
-    Ok((from, to))
+    sexton::parse::rewrite(s).map_err(|e| e.to_string())
 }
 
 pub fn main(a: InitArgs) -> i32 {

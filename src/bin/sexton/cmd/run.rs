@@ -114,15 +114,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 
 /// `K=V`, as bytes: a value need not be UTF-8, as in any environment.
 fn parse_env(s: OsString) -> Result<(OsString, OsString), String> {
-    use std::os::unix::ffi::OsStrExt;
-    let b = s.as_bytes();
-    match b.iter().position(|&c| c == b'=') {
-        Some(i) if i > 0 => Ok((
-            std::ffi::OsStr::from_bytes(&b[..i]).to_owned(),
-            std::ffi::OsStr::from_bytes(&b[i + 1..]).to_owned(),
-        )),
-        _ => Err(format!("expected K=V, got '{}'", s.to_string_lossy())),
-    }
+    parse::env_pair(&s).map_err(|e| e.to_string())
 }
 
 /// How a stream of the program reaches sexton's own fd.
