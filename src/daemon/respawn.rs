@@ -96,7 +96,7 @@ impl Backoff {
             self.next = self.policy.backoff;
         }
         let wait = self.next;
-        self.next = (self.next * 2).min(self.policy.backoff_max);
+        self.next = self.next.saturating_mul(2).min(self.policy.backoff_max);
         Verdict::RestartIn(wait)
     }
 }

@@ -1188,14 +1188,21 @@ impl<'a> Toml<'a> {
     }
 
     /// A duration: a string for [`crate::parse::duration`], or a number of
-    /// seconds.
+    /// seconds. A number saturates at [`crate::parse::MAX_DURATION`] as
+    /// the string does, so that every duration of a service can be
+    /// added to an `Instant` and doubled (the restart backoff).
     fn duration(&self, at: At<'_>, v: &Spanned<Value>) -> Result<Duration, ConfigError> {
+        use crate::parse::MAX_DURATION;
         let bad = |m: String| self.at(at, v.span(), m);
         match v.get_ref() {
             Value::String(s) => crate::parse::duration(s).map_err(|e| bad(e.to_string())),
-            Value::Integer(i) if *i >= 0 => Ok(Duration::from_secs(*i as u64)),
-            Value::Float(f) => Duration::try_from_secs_f64(*f)
-                .map_err(|_| bad(format!("invalid duration {f} (a number of seconds)"))),
+            Value::Integer(i) if *i >= 0 => Ok(Duration::from_secs(*i as u64).min(MAX_DURATION)),
+            Value::Float(f) if f.is_nan() || *f < 0.0 => {
+                Err(bad(format!("invalid duration {f} (a number of seconds)")))
+            }
+            Value::Float(f) => Ok(Duration::try_from_secs_f64(*f)
+                .unwrap_or(MAX_DURATION)
+                .min(MAX_DURATION)),
             Value::Integer(i) => Err(bad(format!("invalid duration {i} (negative)"))),
             other => Err(bad(format!(
                 "expected a duration like \"10s\" or a number of seconds, got {}",
