@@ -823,11 +823,83 @@ proptest! {
     }
 
     #[test]
+    fn unix_tables_read_back(
+        rows in prop::collection::vec(
+            (
+                any::<u64>(),
+                1u8..=4,
+                prop::option::of(prop_oneof![
+                    prop::collection::vec(any::<u8>().prop_filter("no NUL", |b| *b != 0), 1..40),
+                    prop::collection::vec(prop::sample::select(b"/tmp ab\n\xff@:.".to_vec()), 1..40),
+                    Just(b"/run/a b.sock".to_vec()),
+                    Just(b"/tmp/n\nl.sock".to_vec()),
+                    Just(b"/tmp/x\xff.sock".to_vec()),
+                    Just(b"/tmp/end\n".to_vec()),
+                    Just(b"@abstract".to_vec()),
+                ]),
+            ),
+            1..8,
+        ),
+    ) {
+        let mut text = b"Num       RefCount Protocol Flags    Type St Inode Path\n".to_vec();
+        for (i, (inode, st, path)) in rows.iter().enumerate() {
+            text.extend_from_slice(format!("{:016x}: 00000002 00000000 00010000 0001 {st:02X} {inode:5}", i * 64).as_bytes());
+            if let Some(p) = path {
+                text.push(b' ');
+                text.extend_from_slice(p);
+            }
+            text.push(b'\n');
+        }
+        let got = sexton::procfs::net::parse_table(Table::Unix, &text);
+        prop_assert_eq!(got.len(), rows.len(), "{:?}", String::from_utf8_lossy(&text));
+        for (s, (inode, st, path)) in got.iter().zip(&rows) {
+            prop_assert_eq!(s.inode, *inode);
+            prop_assert_eq!(s.proto, Proto::Unix);
+            prop_assert_eq!(s.connected, *st == 3);
+            prop_assert_eq!(s.path.clone(), path.as_ref().map(|p| String::from_utf8_lossy(p).into_owned()));
+        }
+    }
+
+    #[test]
     fn proc_tables_never_panic(text in prop::collection::vec(any::<u8>(), 0..300)) {
         for table in Table::ALL {
             let _ = sexton::procfs::net::parse_table(table, &text);
         }
         let _ = sexton::procfs::parse_stat(&text);
+    }
+}
+
+/// Real sockets bound at paths a user chooses (a space, a newline, a
+/// byte that is not UTF-8) are found in this process's /proc/net/unix,
+/// each with its whole path, and they hide no other socket.
+#[test]
+fn unix_sockets_with_odd_paths_are_found() {
+    use std::os::unix::net::UnixListener;
+    let dir = CaseDir::new();
+    let names: [&[u8]; 4] = [b"plain.sock", b"a b.sock", b"n\nl.sock", b"x\xff.sock"];
+    let mut held = Vec::new();
+    for n in names {
+        let path = dir.0.join(OsStr::from_bytes(n));
+        held.push((path.clone(), UnixListener::bind(&path).expect("bind")));
+    }
+    let table = sexton::procfs::net::sockets();
+    let fds = sexton::procfs::fds(std::process::id() as i32);
+    for (path, l) in &held {
+        use std::os::fd::AsRawFd;
+        let ino = fds
+            .iter()
+            .find(|f| f.fd == l.as_raw_fd())
+            .and_then(|f| match f.kind {
+                sexton::procfs::FdKind::Socket(i) => Some(i),
+                _ => None,
+            })
+            .expect("the listener's fd is a socket");
+        let s = table.get(&ino);
+        assert_eq!(
+            s.and_then(|s| s.path.clone()),
+            Some(path.as_os_str().to_string_lossy().into_owned()),
+            "socket {ino} at {path:?}: {s:?}"
+        );
     }
 }
 

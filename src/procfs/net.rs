@@ -159,25 +159,99 @@ pub fn parse_table(table: Table, text: &[u8]) -> Vec<Socket> {
     }
 }
 
-/// `/proc/net/unix`, through the `procfs` crate.
+/// `/proc/net/unix`, read here rather than by the `procfs` crate: the
+/// kernel writes a socket's path as the raw bytes it was bound to, so a
+/// path may hold spaces (the crate keeps the first word), bytes that
+/// are not UTF-8 or a newline (the crate then fails the whole table,
+/// and one such socket would hide every other). Each line is
+/// `SLOT: REFS PROTO FLAGS TYPE STATE INODE[ PATH]`; the path is the
+/// rest of the line, and a line that does not have that shape continues
+/// the path of the line before it (the path held a newline).
 pub fn parse_unix(text: &[u8]) -> Vec<Socket> {
-    use ::procfs::FromBufRead;
-    use ::procfs::net::{UnixNetEntries, UnixState};
-    UnixNetEntries::from_buf_read(text)
-        .map(|t| t.0)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|e| Socket {
-            inode: e.inode,
-            proto: Proto::Unix,
-            local: None,
-            remote: None,
-            path: e.path.map(|p| p.to_string_lossy().into_owned()),
-            connected: e.state == UnixState::CONNECTED,
-            listening: false,
-            state: None,
-        })
-        .collect()
+    const CONNECTED: u8 = 3;
+    let mut out: Vec<Socket> = Vec::new();
+    // The path bytes of the last socket, kept until its last line.
+    let mut path: Option<Vec<u8>> = None;
+    let finish = |out: &mut Vec<Socket>, path: &mut Option<Vec<u8>>| {
+        if let (Some(last), Some(p)) = (out.last_mut(), path.take()) {
+            last.path = Some(String::from_utf8_lossy(&p).into_owned());
+        }
+    };
+    // The file's own final newline ends the last line; a path ending
+    // in a newline keeps its own.
+    let text = text.strip_suffix(b"\n").unwrap_or(text);
+    let mut lines = text.split(|&b| b == b'\n');
+    let _header = lines.next();
+    for line in lines {
+        match unix_line(line) {
+            Some((inode, state, p)) => {
+                finish(&mut out, &mut path);
+                path = p.map(<[u8]>::to_vec);
+                out.push(Socket {
+                    inode,
+                    proto: Proto::Unix,
+                    local: None,
+                    remote: None,
+                    path: None,
+                    connected: state == CONNECTED,
+                    listening: false,
+                    state: None,
+                });
+            }
+            None => {
+                // The rest of a path that held a newline.
+                if let Some(p) = path.as_mut() {
+                    p.push(b'\n');
+                    p.extend_from_slice(line);
+                }
+            }
+        }
+    }
+    finish(&mut out, &mut path);
+    out
+}
+
+/// One socket line of `/proc/net/unix`: its inode, state and path.
+fn unix_line(line: &[u8]) -> Option<(u64, u8, Option<&[u8]>)> {
+    let colon = line.iter().position(|&b| b == b':')?;
+    let slot = &line[..colon];
+    if slot.is_empty() || !slot.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    let mut rest = line[colon + 1..].strip_prefix(b" ")?;
+    let mut field = |hex: bool| next_field(&mut rest, hex);
+    // RefCount, Protocol, Flags, Type: hex, not needed.
+    for _ in 0..4 {
+        field(true)?;
+    }
+    let state = u8::from_str_radix(std::str::from_utf8(field(true)?).ok()?, 16).ok()?;
+    let inode = std::str::from_utf8(field(false)?).ok()?.parse().ok()?;
+    let path = match rest {
+        [] => None,
+        [b' ', p @ ..] => Some(p),
+        _ => return None,
+    };
+    Some((inode, state, path))
+}
+
+/// The next field of `rest` (after any spaces), hex or decimal digits;
+/// `rest` moves past it.
+fn next_field<'a>(rest: &mut &'a [u8], hex: bool) -> Option<&'a [u8]> {
+    let r: &'a [u8] = rest;
+    let start = r.iter().position(|&b| b != b' ')?;
+    let r = &r[start..];
+    let end = r.iter().position(|&b| b == b' ').unwrap_or(r.len());
+    let f = &r[..end];
+    let ok = if hex {
+        f.iter().all(u8::is_ascii_hexdigit)
+    } else {
+        f.iter().all(u8::is_ascii_digit)
+    };
+    if f.is_empty() || !ok {
+        return None;
+    }
+    *rest = &r[end..];
+    Some(f)
 }
 
 /// The other end of a TCP connection inside this machine: the socket
