@@ -157,6 +157,13 @@ impl Cgroup {
         }
     }
 
+    /// Lets the cgroup go: its `cgroup.procs` is closed, and nothing in
+    /// it is killed (or removed) on drop. For a tree released with
+    /// members left to live on.
+    pub fn leave(mut self) {
+        self.removed = true;
+    }
+
     /// Removes the cgroup directory (and nested ones), retrying while the
     /// kernel still counts exiting members. Idempotent.
     pub fn remove(&mut self, limit: Duration) -> io::Result<()> {
