@@ -28,6 +28,7 @@
 //! bytes), so both ends name it through the state directory opened as a
 //! file descriptor: `/proc/self/fd/N/control.sock`.
 
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use serde::{Deserialize, Serialize};
 use std::io::{self, BufRead, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
@@ -205,16 +206,26 @@ impl Server {
     }
 
     /// The descriptors to poll: the listener and every connection whose
-    /// request is still being read.
-    pub fn poll_fds(&self) -> Vec<RawFd> {
-        std::iter::once(self.listener.as_raw_fd())
-            .chain(
-                self.clients
-                    .iter()
-                    .filter(|c| !c.waiting)
-                    .map(|c| c.stream.as_raw_fd()),
-            )
+    /// request is still being read (for input), and every connection
+    /// waiting for its answer (for nothing: poll(2) still reports its
+    /// hang-up, so a client that went away is noticed).
+    pub fn poll_fds(&self) -> Vec<(RawFd, PollFlags)> {
+        std::iter::once((self.listener.as_raw_fd(), PollFlags::POLLIN))
+            .chain(self.clients.iter().map(|c| {
+                let ev = if c.waiting {
+                    PollFlags::empty()
+                } else {
+                    PollFlags::POLLIN
+                };
+                (c.stream.as_raw_fd(), ev)
+            }))
             .collect()
+    }
+
+    /// True while the client of request `id` is connected and waits for
+    /// its answer.
+    pub fn connected(&self, id: ClientId) -> bool {
+        self.clients.iter().any(|c| c.id == id.0)
     }
 
     /// Accepts new connections and reads what came; returns the requests
@@ -243,6 +254,14 @@ impl Server {
         }
         let mut done = Vec::new();
         let mut drop_ids = Vec::new();
+        // A client that hung up while waiting for its answer (Ctrl-C on
+        // `sexton start` of a service that never comes up): its
+        // connection is closed now, not when the answer is ready.
+        for c in self.clients.iter().filter(|c| c.waiting) {
+            if hung_up(&c.stream) {
+                drop_ids.push(c.id);
+            }
+        }
         for c in self.clients.iter_mut().filter(|c| !c.waiting) {
             let mut chunk = [0u8; 4096];
             loop {
@@ -293,6 +312,18 @@ impl Server {
             let c = self.clients.remove(i);
             let _ = send(&c.stream, response);
         }
+    }
+}
+
+/// True when the other end of `stream` has closed it (`POLLHUP`, or an
+/// error), from a poll(2) that does not wait.
+fn hung_up(stream: &UnixStream) -> bool {
+    let mut fds = [PollFd::new(stream.as_fd(), PollFlags::empty())];
+    match poll(&mut fds, PollTimeout::ZERO) {
+        Ok(n) if n > 0 => fds[0]
+            .revents()
+            .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR)),
+        _ => false,
     }
 }
 

@@ -331,6 +331,10 @@ impl Supervisor {
     fn answer_pending(&mut self) {
         let mut still = Vec::new();
         for (id, wait) in std::mem::take(&mut self.pending) {
+            if !self.server.connected(id) {
+                // Its client went away: nobody to answer.
+                continue;
+            }
             let done = match &wait {
                 Wait::Up(names) => names.iter().all(|n| {
                     self.svcs.get(n).is_none_or(|s| {
@@ -432,8 +436,8 @@ impl Supervisor {
         if let Some(l) = &self.lifeline {
             fds.push((l.as_raw_fd(), PollFlags::POLLIN, Slot::Lifeline));
         }
-        for fd in self.server.poll_fds() {
-            fds.push((fd, PollFlags::POLLIN, Slot::Control));
+        for (fd, ev) in self.server.poll_fds() {
+            fds.push((fd, ev, Slot::Control));
         }
         for (name, s) in &self.svcs {
             for (fd, ev) in s.poll_fds() {
