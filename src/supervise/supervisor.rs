@@ -1,6 +1,7 @@
 //! The supervisor's one event loop.
 //!
-//! A fixed kind of fds — a signalfd (TERM, INT, QUIT, HUP, CHLD), the
+//! A fixed kind of fds — a signalfd (TERM, INT, QUIT, HUP, CHLD; USR1
+//! and USR2 read and ignored), the
 //! control socket and its connections, for each service its leader's
 //! pidfd, its two output pipes and its readiness check's fds, and the
 //! lifeline from the guard — and one deadline (the nearest backoff,
@@ -99,12 +100,18 @@ impl Supervisor {
         report: Option<std::fs::File>,
     ) -> Result<Supervisor, SuperviseError> {
         let setup = |what| move |source| SuperviseError::Setup { what, source };
+        // USR1 and USR2 are taken and ignored: their default action
+        // would end the supervisor and, through the lifeline, SIGKILL
+        // every service (a log rotation script's `kill -USR1` to a
+        // daemon's pid is a common reflex).
         let set = signals::set_of(&[
             Signal::SIGTERM,
             Signal::SIGINT,
             Signal::SIGQUIT,
             Signal::SIGHUP,
             Signal::SIGCHLD,
+            Signal::SIGUSR1,
+            Signal::SIGUSR2,
         ]);
         let signals = signals::block(&set).map_err(|e| SuperviseError::Setup {
             what: "signal handling",

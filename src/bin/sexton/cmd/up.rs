@@ -132,11 +132,16 @@ fn clean_up(dir: &StateDir) {
 fn guard(worker_only: Vec<i32>) -> sexton::tree::guard::Guard {
     use nix::sys::signal::Signal;
     sexton::tree::guard::Guard {
+        // USR1 and USR2 too: the worker reads and ignores them, where
+        // their default action would end the guard, and with it every
+        // service.
         forward: sexton::tree::signals::set_of(&[
             Signal::SIGTERM,
             Signal::SIGINT,
             Signal::SIGQUIT,
             Signal::SIGHUP,
+            Signal::SIGUSR1,
+            Signal::SIGUSR2,
         ]),
         forward_terminal: true,
         worker_only,
