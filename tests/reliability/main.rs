@@ -12,3 +12,4 @@ mod common;
 
 mod limits;
 mod signals;
+mod soak;
