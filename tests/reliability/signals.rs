@@ -1501,7 +1501,7 @@ fn next_run_works(sb: &Sandbox, dir: &Path, kind: usize, what: &str) {
 // ------------------------------------------------------------- bad input
 
 /// Every command with bad input: one line (and maybe a hint) on stderr,
-/// a non-zero status, never a panic. Release builds abort on a panic, so
+/// an exit status (not a signal), never a panic. Release builds abort on a panic, so
 /// its message on stderr is the only trace.
 #[test]
 fn bad_input_never_panics() {
@@ -1622,6 +1622,10 @@ fn bad_input_never_panics_isolated() {
         vec!["check", "--", "/nonexistent/program"],
         vec!["check", "-t", "soon", "--", "true"],
         vec!["demo", "bogus"],
+        vec!["man", "bogus"],
+        vec!["completions", "bogus"],
+        vec!["run", "--color", "bogus", "--", "true"],
+        vec!["status", "--color", "sometimes"],
         vec!["bogus"],
         vec![],
     ]

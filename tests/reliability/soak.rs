@@ -338,7 +338,7 @@ fn soak_supervisor_restarts_isolated() {
     };
     let show = |c: Option<usize>| c.map_or("n/a".to_string(), |c| c.to_string());
     eprintln!(
-        "soak: {} supervisor restarts in {secs:.1} s; supervisor guard {}, {}; worker {}, {}; zombies {}; cgroups {}; test process zombies {}",
+        "soak: {} supervisor restarts in {secs:.1} s; supervisor guard {}, {}; worker {}, {}; zombies {}->{}; cgroups {}->{}; test process zombies {}",
         last - r0,
         figure("fds", before.fds.0, after.fds.0),
         figure(
@@ -352,8 +352,10 @@ fn soak_supervisor_restarts_isolated() {
             format!("{}", before.rss.1),
             format!("{} KiB", after.rss.1)
         ),
-        format!("{}->{}", before.zombies, after.zombies),
-        format!("{}->{}", show(cg_start), show(cg_end)),
+        before.zombies,
+        after.zombies,
+        show(cg_start),
+        show(cg_end),
         sb.zombies(),
     );
     assert_eq!(after.fds, before.fds, "supervisor fds (guard, worker)");
