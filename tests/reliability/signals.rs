@@ -450,16 +450,34 @@ pub(crate) fn fd_links(pid: i32) -> String {
         .join(" ")
 }
 
-/// VmRSS of `pid`, KiB.
-pub(crate) fn rss_kib(pid: i32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        })
-        .unwrap_or(0)
+/// Resident memory of a process: all of it (VmRSS, file pages of the
+/// executable included, which come and go with the code paths taken) and
+/// the anonymous part (RssAnon: heap and stacks, where a leak shows).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub(crate) struct Rss {
+    pub total: u64,
+    pub anon: u64,
+}
+
+impl std::fmt::Display for Rss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} KiB (anon {})", self.total, self.anon)
+    }
+}
+
+/// VmRSS and RssAnon of `pid`, KiB.
+pub(crate) fn rss_kib(pid: i32) -> Rss {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    Rss {
+        total: field("VmRSS:"),
+        anon: field("RssAnon:"),
+    }
 }
 
 /// True while `pid` exists and is not a zombie.
@@ -736,7 +754,7 @@ pub(crate) struct AtRest {
     /// Open fds of the guard and of the worker.
     pub fds: (usize, usize),
     /// RSS of the guard and of the worker, KiB.
-    pub rss: (u64, u64),
+    pub rss: (Rss, Rss),
     /// Zombie children of either.
     pub zombies: usize,
 }

@@ -141,7 +141,7 @@ fn soak_runs_isolated() {
         "soak: {n} runs in {secs:.1} s ({:.1} ms each), {}, {}, {}, {}; {by_kind:?}",
         secs * 1000.0 / n as f64,
         figure("fds", fds0, fds1),
-        figure("rss", format!("{rss0}"), format!("{rss1} KiB")),
+        figure("rss", rss0, rss1),
         figure("zombies", z0, z1),
         figure("cgroups", show(cg0), show(cg1)),
     );
@@ -150,8 +150,8 @@ fn soak_runs_isolated() {
     assert_eq!(cg1, cg0, "sexton-* cgroups");
     // Allocator noise aside, nothing may grow with the number of runs.
     assert!(
-        rss1 <= rss0 + 512,
-        "the test process grew from {rss0} to {rss1} KiB over {n} runs"
+        rss1.anon <= rss0.anon + 512,
+        "the test process grew from {rss0} to {rss1} over {n} runs"
     );
 
     // The library in this process: the same tree, no new process to
@@ -173,7 +173,7 @@ fn soak_runs_isolated() {
     eprintln!(
         "soak: {m} library runs (sexton::Command, in-process) in {secs:.1} s, {}, {}, {}, {}",
         figure("fds", fds0, fds1),
-        figure("rss", format!("{rss0}"), format!("{rss1} KiB")),
+        figure("rss", rss0, rss1),
         figure("zombies", z0, z1),
         figure("cgroups", show(cg0), show(cg1)),
     );
@@ -181,8 +181,8 @@ fn soak_runs_isolated() {
     assert_eq!(z1, z0, "zombies over library runs");
     assert_eq!(cg1, cg0, "sexton-* cgroups over library runs");
     assert!(
-        rss1 <= rss0 + 1024,
-        "the process grew from {rss0} to {rss1} KiB over {m} library runs"
+        rss1.anon <= rss0.anon + 512,
+        "the process grew from {rss0} to {rss1} over {m} library runs"
     );
     eprintln!("{} stderr(s) checked for panics", assert_no_panic());
 }
@@ -341,17 +341,9 @@ fn soak_supervisor_restarts_isolated() {
         "soak: {} supervisor restarts in {secs:.1} s; supervisor guard {}, {}; worker {}, {}; zombies {}->{}; cgroups {}->{}; test process zombies {}",
         last - r0,
         figure("fds", before.fds.0, after.fds.0),
-        figure(
-            "rss",
-            format!("{}", before.rss.0),
-            format!("{} KiB", after.rss.0)
-        ),
+        figure("rss", before.rss.0, after.rss.0),
         figure("fds", before.fds.1, after.fds.1),
-        figure(
-            "rss",
-            format!("{}", before.rss.1),
-            format!("{} KiB", after.rss.1)
-        ),
+        figure("rss", before.rss.1, after.rss.1),
         before.zombies,
         after.zombies,
         show(cg_start),
@@ -363,11 +355,11 @@ fn soak_supervisor_restarts_isolated() {
     assert_eq!(cg_end, cg_start, "sexton-* cgroups");
     assert_eq!(sb.zombies(), 0);
     assert!(
-        after.rss.0 <= before.rss.0 + 256,
+        after.rss.0.anon <= before.rss.0.anon + 256,
         "the guard grew: {before:?} -> {after:?}"
     );
     assert!(
-        after.rss.1 <= before.rss.1 + 1024,
+        after.rss.1.anon <= before.rss.1.anon + 512,
         "the supervisor grew over {} restarts: {before:?} -> {after:?}",
         last - r0
     );
