@@ -39,14 +39,64 @@ impl ProcInfo {
     }
 }
 
-/// Reads `/proc/PID/stat` of one process; `None` if it is gone.
+/// Reads `/proc/PID/stat` of one process; `None` if it is gone (or
+/// cannot be read).
+///
+/// The readers a tree walks with ([`process`], [`children`],
+/// [`processes`]) hold at most one descriptor at a time: a process that
+/// has used up its fd limit (`RLIMIT_NOFILE`) still has the few its last
+/// spawn gave back, and with them it can still find and kill its tree.
 pub fn process(pid: i32) -> Option<ProcInfo> {
-    let p = Process::new(pid).ok()?;
-    info(&p)
+    stat(pid).map(ProcInfo::from)
 }
 
-fn info(p: &Process) -> Option<ProcInfo> {
-    p.stat().ok().map(ProcInfo::from)
+/// The parsed `/proc/PID/stat`, read with one descriptor.
+fn stat(pid: i32) -> Option<::procfs::process::Stat> {
+    use ::procfs::FromRead;
+    let mut buf = [0u8; 4096];
+    let len = read_small(&format!("/proc/{pid}/stat"), &mut buf).ok()?;
+    ::procfs::process::Stat::from_read(&buf[..len]).ok()
+}
+
+/// Reads a small file (a /proc `stat` line) into `buf`, up to its size,
+/// through one descriptor that is closed before this returns. `read(2)`
+/// straight into the buffer: `File::read_to_end` would add a `statx` and
+/// an `lseek` to size a buffer for a file /proc says is empty.
+fn read_small(path: &str, buf: &mut [u8]) -> rustix::io::Result<usize> {
+    use rustix::fs::{CWD, Mode, OFlags, openat};
+    let fd = openat(CWD, path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())?;
+    let mut len = 0;
+    while len < buf.len() {
+        match rustix::io::read(&fd, &mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(len)
+}
+
+/// The numeric names in a /proc directory (the pids in `/proc`, the
+/// thread ids in `/proc/PID/task`), listed through one descriptor that
+/// is closed before this returns.
+fn numeric_entries(path: &str) -> rustix::io::Result<Vec<i32>> {
+    use rustix::fs::{CWD, Mode, OFlags, openat};
+    let fd = openat(
+        CWD,
+        path,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let mut dir = rustix::fs::Dir::new(fd)?;
+    let mut out = Vec::new();
+    while let Some(entry) = dir.read() {
+        let entry = entry?;
+        if let Some(n) = entry.file_name().to_str().ok().and_then(|s| s.parse().ok()) {
+            out.push(n);
+        }
+    }
+    Ok(out)
 }
 
 /// Decodes the text of a `/proc/PID/stat` file with the parser every
@@ -93,12 +143,10 @@ impl From<::procfs::process::Stat> for ProcInfo {
 /// Snapshot of every process on the machine (one `stat` read each).
 /// Processes that exit during the scan are left out.
 pub fn processes() -> Vec<ProcInfo> {
-    let Ok(all) = ::procfs::process::all_processes() else {
+    let Ok(pids) = numeric_entries("/proc") else {
         return Vec::new();
     };
-    all.filter_map(|p| p.ok())
-        .filter_map(|p| info(&p))
-        .collect()
+    pids.into_iter().filter_map(process).collect()
 }
 
 /// The children of `pid`, from `/proc/PID/task/*/children` (one small
@@ -113,12 +161,15 @@ pub fn children(pid: i32) -> Option<Vec<i32>> {
     if CHILDREN_LISTS_OFF.with(std::cell::Cell::get) {
         return None;
     }
-    let p = Process::new(pid).ok()?;
     let mut out = Vec::new();
-    for t in p.tasks().ok()?.flatten() {
+    for tid in numeric_entries(&format!("/proc/{pid}/task")).ok()? {
         // Any error (no children list in this kernel, a thread that
         // exited meanwhile) sends the caller to the full scan.
-        out.extend(t.children().ok()?.into_iter().map(|c| c as i32));
+        let list = read_list(&format!("/proc/{pid}/task/{tid}/children"))?;
+        out.extend(
+            list.split_whitespace()
+                .filter_map(|c| c.parse::<i32>().ok()),
+        );
     }
     Some(out)
 }
@@ -155,9 +206,7 @@ pub fn has_children_lists() -> bool {
 /// closed and it may have left its cgroup already.
 pub fn exiting(pid: i32) -> bool {
     const PF_EXITING: u32 = 0x4;
-    Process::new(pid)
-        .and_then(|p| p.stat())
-        .is_ok_and(|st| st.flags & PF_EXITING != 0 && st.state != 'Z')
+    stat(pid).is_some_and(|st| st.flags & PF_EXITING != 0 && st.state != 'Z')
 }
 
 /// Index of a snapshot by parent pid, for walking trees downwards.
@@ -219,9 +268,7 @@ fn read_bytes(path: &str) -> Option<Vec<u8>> {
 /// True when `pid` is a kernel thread (`PF_KTHREAD` in the flags of
 /// `/proc/PID/stat`).
 pub fn kernel_thread(pid: i32) -> bool {
-    Process::new(pid)
-        .and_then(|p| p.stat())
-        .is_ok_and(|st| st.flags & PF_KTHREAD != 0)
+    stat(pid).is_some_and(|st| st.flags & PF_KTHREAD != 0)
 }
 
 /// `PF_KTHREAD` of `include/linux/sched.h`.
@@ -673,6 +720,18 @@ pub fn own_cgroup_v2() -> Option<String> {
     let text = read_text("/proc/self/cgroup")?;
     let rel = text.lines().find_map(|l| l.strip_prefix("0::"))?;
     Some(rel.trim_start_matches('/').to_string())
+}
+
+/// A `children` list (one descriptor): usually empty or a few pids, so
+/// a small first buffer.
+fn read_list(path: &str) -> Option<String> {
+    use std::io::Read;
+    let mut text = String::with_capacity(128);
+    std::fs::File::open(path)
+        .ok()?
+        .read_to_string(&mut text)
+        .ok()?;
+    Some(text)
 }
 
 /// Reads a small /proc text file in one or two reads: /proc reports size

@@ -334,7 +334,6 @@ fn no_fds_run_fails_with_one_line_or_runs_and_leaves_nothing() {
 }
 
 #[test]
-#[ignore = "fails until the fix that comes with it"]
 fn no_fds_init_fails_with_one_line_or_returns_the_programs_status() {
     let s = Scratch::new("nofile-init");
     for n in NOFILES.iter().copied().chain([ENOUGH_FDS]) {
