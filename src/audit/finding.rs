@@ -122,7 +122,8 @@ pub struct Scanned {
     pub processes: usize,
     pub fds: usize,
     /// Processes whose fds could not be read (another user's, without
-    /// root): the checks that look at fds did not see them.
+    /// root; no descriptor left to open them with), or that could not be
+    /// read at all: the checks that look at them did not see them.
     pub skipped: usize,
 }
 

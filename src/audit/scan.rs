@@ -15,6 +15,9 @@ pub struct Scan {
     by_pid: HashMap<i32, usize>,
     pub sockets: HashMap<u64, net::Socket>,
     pub started: Instant,
+    /// Processes the pass could not read at all (pid, `errno`): see
+    /// [`procfs::FdScan::unread`].
+    pub unread: Vec<(i32, i32)>,
 }
 
 impl Scan {
@@ -24,13 +27,27 @@ impl Scan {
     /// join waits for whichever thread the scheduler parked last; hence
     /// one thread here, and [`procfs::processes_with_fds`] takes a thread
     /// count for machines where it pays.
+    ///
+    /// A /proc that cannot be listed at all gives an empty scan; see
+    /// [`Scan::try_take`] to tell that apart.
     pub fn take() -> Scan {
+        Scan::try_take()
+            .unwrap_or_else(|_| Scan::from_parts(Vec::new(), HashMap::new(), Instant::now()))
+    }
+
+    /// [`Scan::take`], or the error when /proc cannot be listed at all
+    /// (no descriptor left to open it with, say). Processes that cannot
+    /// be read are counted in [`Scan::skipped`], never left out silently.
+    pub fn try_take() -> std::io::Result<Scan> {
         let started = Instant::now();
         let me = std::process::id() as i32;
-        let mut procs = procfs::processes_with_fds(1);
+        let all = procfs::processes_with_fds(1)?;
+        let mut procs = all.procs;
         procs.retain(|p| p.info.pid != me);
         let sockets = net::sockets();
-        Scan::from_parts(procs, sockets, started)
+        let mut scan = Scan::from_parts(procs, sockets, started);
+        scan.unread = all.unread;
+        Ok(scan)
     }
 
     /// A scan of given parts (for tests and for sampling a tree).
@@ -49,6 +66,7 @@ impl Scan {
             by_pid,
             sockets,
             started,
+            unread: Vec::new(),
         }
     }
 
@@ -138,14 +156,27 @@ impl Scan {
     }
 
     /// How many processes the scan could not look into: their fds were
-    /// not readable (another user's processes, scanned without root).
-    /// Kernel threads and zombies have no fds to miss and are not
-    /// counted.
+    /// not readable (another user's processes, scanned without root; no
+    /// descriptor left to open them with), or the process itself was not
+    /// (see [`Scan::unread`]). Kernel threads and zombies have no fds to
+    /// miss and are not counted.
     pub fn skipped(&self) -> usize {
         self.procs
             .iter()
-            .filter(|p| p.denied && !p.kernel_thread && !p.info.is_zombie())
+            .filter(|p| (p.denied || p.unread.is_some()) && !p.kernel_thread && !p.info.is_zombie())
             .count()
+            + self.unread.len()
+    }
+
+    /// Why processes were skipped for another reason than permissions
+    /// (`Too many open files (os error 24)`), if any were.
+    pub fn skip_reason(&self) -> Option<String> {
+        let errno = self
+            .unread
+            .first()
+            .map(|&(_, e)| e)
+            .or_else(|| self.procs.iter().find_map(|p| p.unread))?;
+        Some(std::io::Error::from_raw_os_error(errno).to_string())
     }
 
     /// Milliseconds since the scan began, to one decimal.

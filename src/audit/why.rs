@@ -23,16 +23,17 @@ use std::collections::{BTreeMap, HashSet};
 /// process still starting up goes through many calls): what is said of
 /// the call's fd (its file, a lock's holder, a pipe's other end) must
 /// come from the same wait as the call itself. Five tries at most; the
-/// last one stands.
-pub fn explain_settled(pid: i32) -> (Scan, Result<Finding, AuditError>) {
+/// last one stands. An error when /proc cannot be listed at all (see
+/// [`Scan::try_take`]).
+pub fn explain_settled(pid: i32) -> std::io::Result<(Scan, Result<Finding, AuditError>)> {
     let mut tries = 0;
     loop {
         let before = procfs::blocked(pid);
-        let scan = Scan::take();
+        let scan = Scan::try_take()?;
         let f = explain(&scan, pid);
         tries += 1;
         if tries == 5 || procfs::blocked(pid) == before {
-            return (scan, f);
+            return Ok((scan, f));
         }
     }
 }

@@ -509,66 +509,82 @@ pub fn wchan(pid: i32) -> Option<String> {
 /// possible: open `/proc/PID`, read `stat` through it, open `fd` through
 /// it, then one `readlinkat(2)` per fd (the `procfs` crate's fd iterator
 /// also opens and `stat`s each fd, four calls instead of one). The `stat`
-/// line is parsed by the `procfs` crate.
-fn scan_one(pid: i32) -> Option<ProcFds> {
+/// line is parsed by the `procfs` crate. At most two descriptors are
+/// open at a time.
+///
+/// `Err(None)`: the process is gone (it exited during the scan, the
+/// normal state of a live system); `Err(Some(errno))`: it could not be
+/// read for another reason (no descriptor left to read it with: EMFILE,
+/// ENFILE).
+fn scan_one(pid: i32) -> Result<ProcFds, Option<rustix::io::Errno>> {
     use ::procfs::FromRead;
     use rustix::fs::{CWD, Mode, OFlags, openat, readlinkat};
+    use rustix::io::Errno;
     let flags = OFlags::RDONLY | OFlags::CLOEXEC;
+    // ENOENT and ESRCH: gone; anything else is worth saying.
+    let why = |e: Errno| (e != Errno::NOENT && e != Errno::SRCH).then_some(e);
     let dir = openat(
         CWD,
         format!("/proc/{pid}"),
         flags | OFlags::DIRECTORY,
         Mode::empty(),
     )
-    .ok()?;
+    .map_err(why)?;
     // Read into a fixed buffer: `File::read_to_end` would add a statx and
     // an lseek per process to size a buffer for a file of 300 bytes.
-    let stat = openat(&dir, "stat", flags, Mode::empty()).ok()?;
+    let stat_fd = openat(&dir, "stat", flags, Mode::empty()).map_err(why)?;
     let mut buf = [0u8; 4096];
     let mut len = 0;
     while len < buf.len() {
-        match rustix::io::read(&stat, &mut buf[len..]) {
+        match rustix::io::read(&stat_fd, &mut buf[len..]) {
             Ok(0) => break,
             Ok(n) => len += n,
-            Err(rustix::io::Errno::INTR) => continue,
-            Err(_) => return None,
+            Err(Errno::INTR) => continue,
+            Err(e) => return Err(why(e)),
         }
     }
-    let stat = ::procfs::process::Stat::from_read(&buf[..len]).ok()?;
+    drop(stat_fd);
+    // A stat line that does not parse: the process was reaped mid-read.
+    let stat = ::procfs::process::Stat::from_read(&buf[..len]).map_err(|_| None)?;
     let kernel_thread = stat.flags & PF_KTHREAD != 0;
     let info = ProcInfo::from(stat);
     let mut fds = Vec::new();
     let fd_dir = openat(&dir, "fd", flags | OFlags::DIRECTORY, Mode::empty());
-    let denied = matches!(
-        fd_dir,
-        Err(rustix::io::Errno::ACCESS | rustix::io::Errno::PERM)
-    );
-    if let Ok(fd_dir) = fd_dir
-        && let Ok(mut entries) = rustix::fs::Dir::new(fd_dir)
-    {
-        let mut link = Vec::with_capacity(64);
-        while let Some(Ok(e)) = entries.read() {
-            let name = e.file_name();
-            let Some(fd) = name.to_str().ok().and_then(|n| n.parse::<i32>().ok()) else {
-                continue;
-            };
-            let Ok(dfd) = entries.fd() else { break };
-            link.clear();
-            let Ok(target) = readlinkat(dfd, name, std::mem::take(&mut link)) else {
-                continue;
-            };
-            let text = target.to_string_lossy();
-            fds.push(Fd {
-                fd,
-                kind: FdKind::from_link(&text),
-            });
-            link = target.into_bytes();
+    let denied = matches!(fd_dir, Err(Errno::ACCESS | Errno::PERM));
+    let mut unread = match &fd_dir {
+        Err(e) if !denied => why(*e),
+        _ => None,
+    };
+    if let Ok(fd_dir) = fd_dir {
+        match rustix::fs::Dir::new(fd_dir) {
+            Ok(mut entries) => {
+                let mut link = Vec::with_capacity(64);
+                while let Some(Ok(e)) = entries.read() {
+                    let name = e.file_name();
+                    let Some(fd) = name.to_str().ok().and_then(|n| n.parse::<i32>().ok()) else {
+                        continue;
+                    };
+                    let Ok(dfd) = entries.fd() else { break };
+                    link.clear();
+                    let Ok(target) = readlinkat(dfd, name, std::mem::take(&mut link)) else {
+                        continue;
+                    };
+                    let text = target.to_string_lossy();
+                    fds.push(Fd {
+                        fd,
+                        kind: FdKind::from_link(&text),
+                    });
+                    link = target.into_bytes();
+                }
+            }
+            Err(e) => unread = why(e),
         }
     }
-    Some(ProcFds {
+    Ok(ProcFds {
         info,
         fds,
         denied,
+        unread: unread.map(|e| e.raw_os_error()),
         kernel_thread,
     })
 }
@@ -604,38 +620,61 @@ pub struct ProcFds {
     /// Its fds could not be read: permission denied (another user's
     /// process, read without root). `fds` is empty then.
     pub denied: bool,
+    /// Its fds could not be read for another reason (an `errno`: no
+    /// descriptor left to open them with, EMFILE or ENFILE). `fds` is
+    /// empty then.
+    pub unread: Option<i32>,
     /// A kernel thread (`PF_KTHREAD`): it has no fds and no command line.
     pub kernel_thread: bool,
+}
+
+/// What one pass over /proc read: every process with its fds, and the
+/// processes that could not be read at all.
+#[derive(Debug, Clone, Default)]
+pub struct FdScan {
+    pub procs: Vec<ProcFds>,
+    /// Processes whose `stat` could not be read, for another reason than
+    /// having exited: (pid, `errno`), EMFILE or ENFILE when no
+    /// descriptor is left to read them with.
+    pub unread: Vec<(i32, i32)>,
 }
 
 /// Every process with its fds: one pass over /proc (a `stat` read and
 /// the fd links of each process). With `threads > 1` the pids are split
 /// between that many scoped threads; processes that vanish mid-scan are
-/// left out.
-pub fn processes_with_fds(threads: usize) -> Vec<ProcFds> {
-    let pids: Vec<i32> = match std::fs::read_dir("/proc") {
-        Ok(rd) => rd
-            .filter_map(|e| e.ok())
-            .filter_map(|e| e.file_name().to_str().and_then(|n| n.parse().ok()))
-            .collect(),
-        Err(_) => return Vec::new(),
+/// left out, processes that cannot be read are listed as such. An error
+/// when /proc itself cannot be listed.
+pub fn processes_with_fds(threads: usize) -> std::io::Result<FdScan> {
+    let pids = numeric_entries("/proc")?;
+    let one = |pids: &[i32]| {
+        let mut out = FdScan::default();
+        for &pid in pids {
+            match scan_one(pid) {
+                Ok(p) => out.procs.push(p),
+                Err(Some(e)) => out.unread.push((pid, e.raw_os_error())),
+                Err(None) => {}
+            }
+        }
+        out
     };
-    let one = scan_one;
     let threads = threads.clamp(1, 16);
     if threads == 1 || pids.len() < 64 {
-        return pids.into_iter().filter_map(one).collect();
+        return Ok(one(&pids));
     }
     let chunk = pids.len().div_ceil(threads);
-    std::thread::scope(|s| {
+    Ok(std::thread::scope(|s| {
         let handles: Vec<_> = pids
             .chunks(chunk)
-            .map(|c| s.spawn(move || c.iter().filter_map(|&p| one(p)).collect::<Vec<_>>()))
+            .map(|c| s.spawn(move || one(c)))
             .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
-    })
+        let mut all = FdScan::default();
+        for h in handles {
+            let part = h.join().unwrap_or_default();
+            all.procs.extend(part.procs);
+            all.unread.extend(part.unread);
+        }
+        all
+    }))
 }
 
 /// The fds of `pid` that point at the pipe with inode `ino`.
@@ -827,7 +866,7 @@ mod tests {
         let (r, w) = nix::unistd::pipe().unwrap();
         assert_eq!(pipe_end(me, r.as_raw_fd()), Some(PipeEnd::Read));
         assert_eq!(pipe_end(me, w.as_raw_fd()), Some(PipeEnd::Write));
-        let scan = processes_with_fds(2);
+        let scan = processes_with_fds(2).unwrap().procs;
         let mine = scan.iter().find(|p| p.info.pid == me).expect("own entry");
         let ino = nix::sys::stat::fstat(&r).unwrap().st_ino;
         assert_eq!(

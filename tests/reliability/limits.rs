@@ -546,7 +546,6 @@ fn zombie(s: &Scratch) -> (Spawned, i32) {
 }
 
 #[test]
-#[ignore = "fails until the fix that comes with it"]
 fn no_fds_audit_says_what_it_skipped() {
     let s = Scratch::new("nofile-audit");
     let (_parent, z) = zombie(&s);

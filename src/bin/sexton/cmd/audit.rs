@@ -21,12 +21,25 @@ pub struct AuditArgs {
 }
 
 pub fn main(a: AuditArgs) -> i32 {
-    let scan = Scan::take();
+    let scan = match take() {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     if let Err(code) = scope(&scan, "audit", a.pid) {
         return code;
     }
     let findings = audit::all(&scan, a.pid);
     print(&scan, findings, a.json, a.color)
+}
+
+/// Scans /proc for an audit command; when /proc cannot be read at all
+/// (no descriptor left to open it with), says so and gives the exit
+/// status (2: nothing could be checked).
+pub fn take() -> Result<Scan, i32> {
+    Scan::try_take().map_err(|e| {
+        exit::error(format!("cannot read /proc: {e}"), None);
+        exit::USAGE
+    })
 }
 
 /// Checks the `--pid PID` of an audit command: PID must be a process of
@@ -42,8 +55,9 @@ pub fn scope(scan: &Scan, command: &str, pid: Option<i32>) -> Result<(), i32> {
 }
 
 /// Says once on stderr how many processes a scan could not look into
-/// (their fds were not readable), if any.
-pub fn note_skipped(skipped: usize) {
+/// (their fds were not readable), if any, and why: `reason` when it was
+/// not a matter of permissions (`Too many open files`).
+pub fn note_skipped(skipped: usize, reason: Option<String>) {
     if skipped == 0 {
         return;
     }
@@ -52,7 +66,9 @@ pub fn note_skipped(skipped: usize) {
     } else {
         format!("{skipped} processes")
     };
-    if rustix::process::geteuid().is_root() {
+    if let Some(why) = reason {
+        eprintln!("sexton: note: {what} could not be read: {why}");
+    } else if rustix::process::geteuid().is_root() {
         eprintln!("sexton: note: {what} could not be read (permission denied)");
     } else {
         eprintln!("sexton: note: {what} could not be read (not yours); run as root to see them");
@@ -64,7 +80,7 @@ pub fn note_skipped(skipped: usize) {
 /// processes it could not read on stderr; returns 1 if there is any
 /// finding, 0 if not.
 pub fn print(scan: &Scan, findings: Vec<Finding>, json: bool, color: super::Color) -> i32 {
-    note_skipped(scan.skipped());
+    note_skipped(scan.skipped(), scan.skip_reason());
     let n = findings.len();
     let report = Report {
         findings,

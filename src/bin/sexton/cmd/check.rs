@@ -84,7 +84,7 @@ pub fn main(a: CheckArgs) -> i32 {
         scanned: checker.scanned(),
         duration_ms: checker.elapsed_ms(),
     };
-    super::audit::note_skipped(report.scanned.skipped);
+    super::audit::note_skipped(report.scanned.skipped, None);
     let cut = interrupted(&outcome);
     if a.json {
         let doc = match (&cut, serde_json::to_value(&report)) {

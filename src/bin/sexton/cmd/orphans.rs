@@ -1,7 +1,7 @@
 //! `sexton orphans [--pid PID] [--json]`
 
 use clap::Args;
-use sexton::audit::{Scan, orphans};
+use sexton::audit::orphans;
 
 /// List processes left running by a killed group leader (adopted by PID 1 or a subreaper).
 #[derive(Debug, Args)]
@@ -18,7 +18,10 @@ pub struct OrphansArgs {
 }
 
 pub fn main(a: OrphansArgs) -> i32 {
-    let scan = Scan::take();
+    let scan = match super::audit::take() {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     if let Err(code) = super::audit::scope(&scan, "orphans", a.pid) {
         return code;
     }

@@ -1,7 +1,7 @@
 //! `sexton shared [--pid PID] [--json]`
 
 use clap::Args;
-use sexton::audit::{Scan, shared};
+use sexton::audit::shared;
 
 /// List connected sockets and pipe ends open in more than one process.
 #[derive(Debug, Args)]
@@ -18,7 +18,10 @@ pub struct SharedArgs {
 }
 
 pub fn main(a: SharedArgs) -> i32 {
-    let scan = Scan::take();
+    let scan = match super::audit::take() {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     if let Err(code) = super::audit::scope(&scan, "shared", a.pid) {
         return code;
     }

@@ -19,7 +19,13 @@ pub struct WhyArgs {
 }
 
 pub fn main(a: WhyArgs) -> i32 {
-    let (scan, f) = why::explain_settled(a.pid);
+    let (scan, f) = match why::explain_settled(a.pid) {
+        Ok(r) => r,
+        Err(e) => {
+            exit::error(format!("cannot read /proc: {e}"), None);
+            return exit::USAGE;
+        }
+    };
     let f = match f {
         Ok(f) => f,
         Err(e @ AuditError::NoSuchPid(_)) => {
@@ -27,7 +33,7 @@ pub fn main(a: WhyArgs) -> i32 {
             return exit::USAGE;
         }
     };
-    super::audit::note_skipped(scan.skipped());
+    super::audit::note_skipped(scan.skipped(), scan.skip_reason());
     if a.json {
         let r = Report {
             findings: vec![f],

@@ -1,7 +1,7 @@
 //! `sexton zombies [--pid PID] [--json]`
 
 use clap::Args;
-use sexton::audit::{Scan, zombies};
+use sexton::audit::zombies;
 
 /// List zombies, grouped by the parent that never waits for them.
 #[derive(Debug, Args)]
@@ -18,7 +18,10 @@ pub struct ZombiesArgs {
 }
 
 pub fn main(a: ZombiesArgs) -> i32 {
-    let scan = Scan::take();
+    let scan = match super::audit::take() {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
     if let Err(code) = super::audit::scope(&scan, "zombies", a.pid) {
         return code;
     }
