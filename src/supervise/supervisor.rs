@@ -167,12 +167,14 @@ impl Supervisor {
             if let Some(ids) = &self.shutdown
                 && self.svcs.values().all(|s| s.state().is_down())
             {
+                // The state goes before the answer: whoever asked for the
+                // shutdown finds none of it left once answered.
+                let _ = std::fs::remove_file(self.dir.record());
+                let _ = std::fs::remove_file(self.dir.socket());
                 for id in ids.clone() {
                     self.server
                         .respond(id, &Response::ok(Some("stopped".into())));
                 }
-                let _ = std::fs::remove_file(self.dir.record());
-                let _ = std::fs::remove_file(self.dir.socket());
                 return 0;
             }
             if self.wait(now) {

@@ -1273,7 +1273,6 @@ command = ["sh", "-c", "i=0; while :; do echo line $i; i=$((i+1)); echo $i > {};
 }
 
 #[test]
-#[ignore = "fails until the fix that comes with it"]
 fn supervisor_down_returns_with_nothing_left() {
     let s = Scratch::new("down");
     std::fs::write(s.path("sexton.toml"), FAST_CONFIG).unwrap();

@@ -180,8 +180,38 @@ pub fn reload(a: PlaceArgs) -> i32 {
 }
 
 pub fn down(a: PlaceArgs) -> i32 {
-    match ask(&a.place, &Request::Down, REQUEST_WAIT) {
+    let code = match ask(&a.place, &Request::Down, REQUEST_WAIT) {
         Ok(r) => answered(r),
         Err(code) => code,
+    };
+    if code != 0 {
+        return code;
+    }
+    // The supervisor answers once every service is down, then exits:
+    // return once it has (its pidfile's lock released), so that an `up`
+    // right after this one starts a new supervisor instead of finding the
+    // old one still there.
+    let pidfile = a.place.state().pidfile();
+    let deadline = std::time::Instant::now() + DOWN_EXIT_WAIT;
+    loop {
+        match sexton::daemon::pidfile::probe(&pidfile) {
+            Ok(sexton::daemon::LockState::Locked { holder }) => {
+                if std::time::Instant::now() >= deadline {
+                    exit::error(
+                        format!(
+                            "the supervisor (pid {holder}) stopped its services but did not exit within {}",
+                            humantime::format_duration(DOWN_EXIT_WAIT)
+                        ),
+                        None,
+                    );
+                    return 1;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            _ => return 0,
+        }
     }
 }
+
+/// How long `down` waits for a supervisor that answered to exit.
+const DOWN_EXIT_WAIT: Duration = Duration::from_secs(10);
