@@ -573,8 +573,14 @@ impl Svc {
                 ));
             }
             Verdict::GiveUp { starts } => {
+                // A start that failed says why (no fd or process left):
+                // the status keeps it.
+                let last = match (status, &self.reason) {
+                    (None, Some(r)) => format!(" (last: {r})"),
+                    _ => String::new(),
+                };
                 let why = format!(
-                    "crash loop: {starts} starts within {} all ended; not restarting (use 'sexton start {}')",
+                    "crash loop: {starts} starts within {} all ended{last}; not restarting (use 'sexton start {}')",
                     humantime::format_duration(self.cfg.start_limit_interval),
                     self.cfg.name
                 );

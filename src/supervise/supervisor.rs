@@ -97,7 +97,6 @@ impl Supervisor {
         me: i32,
         lifeline: Option<OwnedFd>,
         foreground: Option<Foreground>,
-        report: Option<std::fs::File>,
     ) -> Result<Supervisor, SuperviseError> {
         let setup = |what| move |source| SuperviseError::Setup { what, source };
         // USR1 and USR2 are taken and ignored: their default action
@@ -142,11 +141,19 @@ impl Supervisor {
             foreground,
             pending: Vec::new(),
             shutdown: None,
-            report,
+            report: None,
             settled: false,
             removed: Vec::new(),
             log_errors: BTreeMap::new(),
         })
+    }
+
+    /// `up -d`: the pipe to the caller, told once every service is up or
+    /// has failed (a supervisor that could not even be set up tells it
+    /// why itself, on the same pipe).
+    pub fn report_to(mut self, report: std::fs::File) -> Supervisor {
+        self.report = Some(report);
+        self
     }
 
     /// Starts every service and runs until shutdown; returns the exit

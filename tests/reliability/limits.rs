@@ -465,7 +465,6 @@ start_limit_burst = 2
 "#;
 
 #[test]
-#[ignore = "fails until the fix that comes with it"]
 fn no_fds_supervisor_says_why_and_leaves_nothing() {
     let s = Scratch::new("nofile-up");
     std::fs::write(s.path("sexton.toml"), FAST_CONFIG).unwrap();

@@ -170,7 +170,7 @@ fn foreground(config: Config, dir: StateDir, color: bool) -> i32 {
         printer,
         dropped: 0,
     };
-    let code = match Supervisor::new(config, dir, me, Some(lifeline), Some(fg), None) {
+    let code = match Supervisor::new(config, dir, me, Some(lifeline), Some(fg)) {
         Ok(s) => s.run(),
         Err(e) => {
             exit::error(&e, None);
@@ -189,8 +189,8 @@ fn detached(config: Config, dir: StateDir) -> i32 {
             stdout,
             stderr,
         },
-        _ => {
-            exit::error("cannot open /dev/null", None);
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+            exit::error(format!("cannot open /dev/null: {e}"), None);
             return 1;
         }
     };
@@ -262,10 +262,12 @@ fn detached(config: Config, dir: StateDir) -> i32 {
                     std::process::exit(1);
                 }
             };
-            let code = match Supervisor::new(config, dir, me, Some(lifeline), None, Some(report)) {
-                Ok(s) => s.run(),
+            let code = match Supervisor::new(config, dir, me, Some(lifeline), None) {
+                Ok(s) => s.report_to(report).run(),
                 Err(e) => {
-                    eprintln!("sexton: {e}");
+                    // The caller waits on the report: the reason goes
+                    // there (stderr is /dev/null by now).
+                    let _ = writeln!(report, "error {e}");
                     1
                 }
             };
