@@ -4,7 +4,9 @@
 //! identical to what the previous run of the same argv wrote is logged as
 //! `{"same_as_previous": true}`, so a job that prints the same thing every
 //! minute does not fill the disk. Lines are appended with `O_APPEND` under
-//! an exclusive `flock`, so concurrent runs never interleave.
+//! an exclusive `flock`, so concurrent runs never interleave. A line is
+//! in the log whole or not at all: a write that fails part-way (a full
+//! disk) is cut back off before the lock is released.
 
 use super::Outcome;
 use crate::pipes::Capture;
@@ -72,7 +74,14 @@ pub fn append(path: &Path, outcome: &Outcome) -> io::Result<()> {
     }
     let mut line = serde_json::to_string(&doc).map_err(io::Error::other)?;
     line.push('\n');
-    locked.write_all(line.as_bytes())?;
+    if let Err(e) = locked.write_all(line.as_bytes()) {
+        // A write cut short (a full disk) would leave half a line, and
+        // the next run's line glued to it: cut the file back to where
+        // the line began. The lock is still ours, so nobody appended
+        // meanwhile.
+        let _ = locked.set_len(len);
+        return Err(e);
+    }
     Ok(())
 }
 

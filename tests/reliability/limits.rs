@@ -972,7 +972,6 @@ fn whole_json_lines(text: &str) -> bool {
 }
 
 #[test]
-#[ignore = "fails until the fix that comes with it"]
 fn full_disk_run_log_keeps_whole_lines() {
     let s = Scratch::new("disk-run");
     let Some(t) = Tmpfs::new(&s, "fs") else {

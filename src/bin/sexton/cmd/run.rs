@@ -326,11 +326,14 @@ pub fn main(a: RunArgs) -> i32 {
             )
         }
     };
+    // A log that cannot be written fails the run (125), but the result
+    // document still comes out: it is the run's only other record.
+    let mut status = status;
     if let Some(path) = &a.log
         && let Err(e) = sexton::run::log::append(path, &outcome)
     {
         exit::error(format!("cannot write log {}: {e}", path.display()), None);
-        return exit::FAILED;
+        status = exit::FAILED;
     }
     if a.json {
         let mut out = std::io::stdout().lock();
