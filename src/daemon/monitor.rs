@@ -605,7 +605,7 @@ static MONITOR: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new
 
 /// One timestamped line on the monitor's stderr (the daemon's `--stderr`
 /// or `--log` file, else /dev/null).
-fn note(msg: &str) {
+pub(crate) fn note(msg: &str) {
     let now = humantime::format_rfc3339_seconds(std::time::SystemTime::now());
     let me = match MONITOR.load(std::sync::atomic::Ordering::Relaxed) {
         0 => std::process::id() as i32,

@@ -14,7 +14,12 @@
 //! stderr are one open file (`--log`), one pipe carries both, so their
 //! order is kept. When the destination refuses a write (EPIPE: a FIFO
 //! whose reader left), that stream's read end is closed, so the program's
-//! next write fails as it would have without the monitor.
+//! next write fails as it would have without the monitor. Any other
+//! write error (a full disk: ENOSPC, EDQUOT; EIO) drops that chunk and
+//! keeps reading: the program goes on running, as it would have with its
+//! own writes failing, the readiness check still gets every line, and
+//! the monitor says on its stderr when the dropping starts and how many
+//! bytes it dropped once writing works again.
 
 use crate::pipes::write_all;
 use nix::errno::Errno;
@@ -45,6 +50,8 @@ struct Stream {
     to: RawFd,
     /// The start of a line not yet ended.
     partial: Vec<u8>,
+    /// While writes to `to` fail: why, and how many bytes were dropped.
+    dropping: Option<(Errno, u64)>,
 }
 
 /// The program's output pipes.
@@ -116,6 +123,7 @@ impl Stream {
             write: w,
             to,
             partial: Vec::new(),
+            dropping: None,
         })
     }
 
@@ -139,13 +147,50 @@ impl Stream {
             };
             n_reads += 1;
             let data = &buf[..n];
-            if write_all(self.to, data).is_err() {
-                self.read = None;
-                return;
+            match write_all(self.to, data) {
+                Ok(()) => self.written(),
+                Err(Errno::EPIPE) => {
+                    self.read = None;
+                    return;
+                }
+                Err(e) => self.dropped(e, n as u64),
             }
             if let Some(f) = lines.as_deref_mut() {
                 self.split(data, f);
             }
+        }
+    }
+
+    /// The name of the destination in the monitor's notes.
+    fn name(&self) -> &'static str {
+        if self.to == 1 { "stdout" } else { "stderr" }
+    }
+
+    /// A chunk could not be written (and is dropped): the first one says
+    /// so.
+    fn dropped(&mut self, e: Errno, n: u64) {
+        match &mut self.dropping {
+            Some((_, total)) => *total += n,
+            None => {
+                super::monitor::note(&format!(
+                    "cannot write the program's {}: {}; dropping its output until it can be written",
+                    self.name(),
+                    e.desc()
+                ));
+                self.dropping = Some((e, n));
+            }
+        }
+    }
+
+    /// A chunk was written: if chunks were dropped before, say how many
+    /// bytes.
+    fn written(&mut self) {
+        if let Some((e, total)) = self.dropping.take() {
+            super::monitor::note(&format!(
+                "the program's {} is written again; {total} bytes were dropped ({})",
+                self.name(),
+                e.desc()
+            ));
         }
     }
 

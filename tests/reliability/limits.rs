@@ -1016,7 +1016,6 @@ fn full_disk_run_log_keeps_whole_lines() {
 }
 
 #[test]
-#[ignore = "fails until the fix that comes with it"]
 fn full_disk_daemon_output_keeps_the_program_running() {
     let s = Scratch::new("disk-daemon");
     let Some(t) = Tmpfs::new(&s, "fs") else {
