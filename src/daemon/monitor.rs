@@ -436,8 +436,15 @@ pub(crate) fn run(
                             if let Some(b) = &mut backoff {
                                 b.started(Instant::now());
                             }
-                            if let Some(pf) = &pidfile {
-                                let _ = pf.write_pid(tree.leader().as_raw());
+                            if let Some(pf) = &pidfile
+                                && let Err(e) = pf.write_pid(tree.leader().as_raw())
+                            {
+                                // The daemon runs; the file stays empty
+                                // (its lock still names the monitor).
+                                note(&format!(
+                                    "cannot write pidfile {}: {e}; it stays empty until the next restart",
+                                    pf.path().display()
+                                ));
                             }
                             State::Running(tree)
                         }

@@ -1127,7 +1127,6 @@ fn full_disk_daemon_pidfile_is_a_failed_start_that_leaves_nothing() {
 }
 
 #[test]
-#[ignore = "fails until the fix that comes with it"]
 fn full_disk_daemon_respawn_says_the_pidfile_stays_empty() {
     let s = Scratch::new("disk-respawn");
     let Some(t) = Tmpfs::new(&s, "fs") else {
