@@ -96,6 +96,11 @@ pub struct Status {
     pub supervisor: i32,
     pub config: String,
     pub state_dir: String,
+    /// Why the state file (`state.json`) cannot be written (a full
+    /// disk): the services run on, but a supervisor killed meanwhile
+    /// leaves the next `up` an older record to clean up after.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub state_error: Option<String>,
     pub services: Vec<ServiceStatus>,
 }
 

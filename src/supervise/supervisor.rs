@@ -86,6 +86,10 @@ pub struct Supervisor {
     removed: Vec<String>,
     /// The log error last reported on stderr, per service.
     log_errors: BTreeMap<String, Option<String>>,
+    /// Why `state.json` could not be written (a full disk), until it can.
+    record_error: Option<String>,
+    /// When to try writing it again while it cannot be.
+    record_retry: Option<Instant>,
 }
 
 impl Supervisor {
@@ -145,6 +149,8 @@ impl Supervisor {
             settled: false,
             removed: Vec::new(),
             log_errors: BTreeMap::new(),
+            record_error: None,
+            record_retry: None,
         })
     }
 
@@ -170,7 +176,7 @@ impl Supervisor {
             self.report_log_errors();
             self.answer_pending();
             self.report_when_settled();
-            self.save_record();
+            self.save_record(now);
             if let Some(ids) = &self.shutdown
                 && self.svcs.values().all(|s| s.state().is_down())
             {
@@ -425,17 +431,39 @@ impl Supervisor {
         crate::idle::shed_startup_pages();
     }
 
-    /// Records the running leaders when they changed.
-    fn save_record(&mut self) {
+    /// Records the running leaders when they changed. A record that
+    /// cannot be written (a full disk) is tried again every
+    /// [`RECORD_RETRY`] until it is, and the status says why meanwhile
+    /// (`state_error`): the old record stays whole (see
+    /// [`state::write_atomic`](super::state::write_atomic)), the services
+    /// keep running.
+    fn save_record(&mut self, now: Instant) {
         let services: BTreeMap<String, super::state::Leader> = self
             .svcs
             .iter()
             .filter_map(|(n, s)| s.leader_record().map(|l| (n.clone(), l)))
             .collect();
-        if services != self.record.services {
-            self.record.services = services;
-            if let Err(e) = self.record.save(&self.dir.record()) {
-                eprintln!("sexton: cannot write {}: {e}", self.dir.record().display());
+        let changed = services != self.record.services;
+        let due = self.record_retry.is_some_and(|t| now >= t);
+        if !changed && !due {
+            return;
+        }
+        self.record.services = services;
+        let path = self.dir.record();
+        match self.record.save(&path) {
+            Ok(()) => {
+                if self.record_error.take().is_some() {
+                    eprintln!("sexton: {} is written again", path.display());
+                }
+                self.record_retry = None;
+            }
+            Err(e) => {
+                let why = format!("cannot write {}: {e}", path.display());
+                if self.record_error.as_ref() != Some(&why) {
+                    eprintln!("sexton: {why}");
+                }
+                self.record_error = Some(why);
+                self.record_retry = now.checked_add(RECORD_RETRY);
             }
         }
     }
@@ -460,7 +488,12 @@ impl Supervisor {
                 fds.push((fd, ev, Slot::Service(name.clone())));
             }
         }
-        let deadline = self.svcs.values().filter_map(|s| s.deadline()).min();
+        let deadline = self
+            .svcs
+            .values()
+            .filter_map(|s| s.deadline())
+            .chain(self.record_retry)
+            .min();
         let timeout = match deadline {
             None => PollTimeout::NONE,
             Some(t) => {
@@ -675,6 +708,7 @@ impl Supervisor {
             supervisor: self.me,
             config: self.config.file.display().to_string(),
             state_dir: self.dir.path.display().to_string(),
+            state_error: self.record_error.clone(),
             services: self.svcs.values().map(|s| s.status(now)).collect(),
         }
     }
@@ -722,6 +756,9 @@ fn raise_fd_limit() {
         }
     }
 }
+
+/// How often a `state.json` that cannot be written is tried again.
+const RECORD_RETRY: Duration = Duration::from_secs(1);
 
 /// How long the supervisor may take to answer a control request that
 /// waits for services (a stop of a service with a long stop_timeout).

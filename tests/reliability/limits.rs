@@ -1193,7 +1193,6 @@ fn full_disk_daemon_respawn_says_the_pidfile_stays_empty() {
 }
 
 #[test]
-#[ignore = "fails until the fix that comes with it"]
 fn full_disk_supervisor_keeps_services_and_says_so() {
     let s = Scratch::new("disk-up");
     let Some(t) = Tmpfs::new(&s, "fs") else {

@@ -98,6 +98,9 @@ fn state_color(state: &str) -> Option<&'static str> {
 /// and the states in colour (green up, yellow on the way, red failed).
 fn render(st: &Status, color: bool) -> String {
     let mut out = format!("supervisor pid {} ({})\n", st.supervisor, st.config);
+    if let Some(e) = &st.state_error {
+        out.push_str(&format!("state: {e}\n"));
+    }
     let rows: Vec<[String; 6]> = st
         .services
         .iter()
