@@ -725,7 +725,8 @@ pub struct CodeRange {
 /// Mount point of the cgroup2 hierarchy: `/sys/fs/cgroup` or
 /// `/sys/fs/cgroup/unified` when `statfs(2)` says cgroup2 is there, else
 /// from `/proc/self/mountinfo` (parsed by the `procfs` crate's
-/// `MountInfos`); looked up once per process:
+/// `MountInfos`; a mount point that another mount now hides is not
+/// taken); looked up once per process:
 /// mounts do not move under a running sexton in any way that matters to
 /// it, and the lookup sits on every spawn.
 pub fn cgroup2_mount() -> Option<std::path::PathBuf> {
@@ -743,12 +744,20 @@ pub fn cgroup2_mount() -> Option<std::path::PathBuf> {
                     return Some(std::path::PathBuf::from(dir));
                 }
             }
+            // A cgroup2 mount that another mount hides (a tmpfs mounted
+            // over it) is listed still, but creating a cgroup there would
+            // create a directory in whatever hides it: statfs(2) says
+            // what the path is now.
             let text = read_text("/proc/self/mountinfo")?;
             let mounts = ::procfs::process::MountInfos::from_read(text.as_bytes()).ok()?;
+            #[allow(clippy::unnecessary_cast)]
             mounts
                 .into_iter()
-                .find(|m| m.fs_type == "cgroup2")
+                .filter(|m| m.fs_type == "cgroup2")
                 .map(|m| m.mount_point)
+                .find(|p| {
+                    rustix::fs::statfs(p).is_ok_and(|st| st.f_type as i64 == CGROUP2_SUPER_MAGIC)
+                })
         })
         .clone()
 }

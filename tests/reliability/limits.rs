@@ -1341,7 +1341,6 @@ fn without_cgroup2(s: &Scratch, cage: Option<&Cage>, how: &str, args: &[&str]) -
 }
 
 #[test]
-#[ignore = "fails until the fix that comes with it"]
 fn no_cgroup2_falls_back_to_subreaper_and_kills_the_whole_tree() {
     let s = Scratch::new("nocg");
     if sexton::procfs::cgroup2_mount().is_none() {
