@@ -301,12 +301,17 @@ fn no_fds_run_fails_with_one_line_or_runs_and_leaves_nothing() {
             match r.code {
                 Some(0) => {
                     no_panic(&r, &what);
+                    // Checked against docs/schema/run.json too.
                     let v = r.json();
                     assert_eq!(v["stdout"], "ok\n", "{what}: {r:?}");
                     assert_eq!(v["tracking"], mode, "{what}: {r:?}");
                 }
                 Some(125) => {
                     one_line_error(&r, EMFILE, &what);
+                    if !r.stdout.is_empty() {
+                        // The start failure's document, schema-checked.
+                        let _ = r.json();
+                    }
                     assert!(n < ENOUGH_FDS, "{what}: enough fds must work: {r:?}");
                 }
                 _ => panic!("{what}: neither 0 nor 125: {r:?}"),
@@ -1237,6 +1242,7 @@ command = ["sh", "-c", "i=0; while :; do echo line $i; i=$((i+1)); echo $i > {};
     assert!(log_error.contains(ENOSPC), "no log error: {st}");
     let state_error = st["state_error"].as_str().unwrap_or("");
     assert!(state_error.contains(ENOSPC), "no state error: {st}");
+    assert_schema(&st, "status.json");
     assert_eq!(
         temp_files(&state),
         Vec::<String>::new(),
