@@ -54,17 +54,37 @@ impl Drop for Guard {
 
 /// A script file in a fresh temporary directory.
 fn script(name: &str, body: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "sexton-audit-{}-{}",
-        std::process::id(),
-        name.replace('.', "-")
-    ));
+    let dir = scripts_dir().join(name.replace('.', "-"));
     std::fs::create_dir_all(&dir).unwrap();
     let p = dir.join(name);
     std::fs::write(&p, body).unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
     p
+}
+
+/// This test process's script folder, under cargo's per-target temporary
+/// directory (not /tmp): `audit-scripts/PID`. The first call removes the
+/// folders of earlier runs whose process is gone, so runs do not pile up.
+fn scripts_dir() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("audit-scripts");
+        if let Ok(entries) = std::fs::read_dir(&root) {
+            for e in entries.flatten() {
+                let gone = e
+                    .file_name()
+                    .to_str()
+                    .and_then(|n| n.parse::<u32>().ok())
+                    .is_some_and(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists());
+                if gone {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        root.join(std::process::id().to_string())
+    })
+    .clone()
 }
 
 /// Runs `sexton ARGS --json`; returns (exit code, document).
