@@ -194,6 +194,16 @@ pub fn explain(scan: &Scan, pid: i32) -> Result<Finding, AuditError> {
     Ok(f)
 }
 
+/// The holders as the message names them: each described, with how it
+/// relates to `pid` (`own` when it is `pid` itself), joined by commas.
+fn named(scan: &Scan, holders: &[Holder], pid: i32, own: &str) -> String {
+    holders
+        .iter()
+        .map(|h| format!("{}{}", describe(h), relation(scan, h.pid, pid, own)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Names who holds the `other` end of the pipe or FIFO `pid` waits on.
 fn other_end(
     scan: &Scan,
@@ -206,21 +216,8 @@ fn other_end(
     if holders.is_empty() {
         msg.push_str(&format!("; nobody holds the {} end", other.as_str()));
     } else {
-        let names: Vec<String> = holders
-            .iter()
-            .map(|h| {
-                format!(
-                    "{}{}",
-                    describe(h),
-                    relation(scan, h.pid, pid, "it waits for its own end to close")
-                )
-            })
-            .collect();
-        msg.push_str(&format!(
-            "; the {} end is held by {}",
-            other.as_str(),
-            names.join(", ")
-        ));
+        let names = named(scan, &holders, pid, "it waits for its own end to close");
+        msg.push_str(&format!("; the {} end is held by {names}", other.as_str()));
         f.hint = format!(
             "the {} end must be closed for this call to return: close it where it is not used (O_CLOEXEC, close_fds) or stop {}",
             other.as_str(),
@@ -310,25 +307,13 @@ fn lock_wait(
         ));
         return;
     }
-    let names: Vec<String> = holders
-        .iter()
-        .map(|h| {
-            format!(
-                "{}{}",
-                describe(h),
-                relation(
-                    scan,
-                    h.pid,
-                    pid,
-                    "it waits for a lock it holds itself through another open file"
-                )
-            )
-        })
-        .collect();
-    msg.push_str(&format!(
-        "; the {lock} on it is held by {}",
-        names.join(", ")
-    ));
+    let names = named(
+        scan,
+        &holders,
+        pid,
+        "it waits for a lock it holds itself through another open file",
+    );
+    msg.push_str(&format!("; the {lock} on it is held by {names}"));
     f.hint = format!(
         "the wait ends when the lock is released: {} must unlock it, close the file or exit",
         pids(&holders)
