@@ -35,7 +35,7 @@ for f in /proc/$$/fd/*; do
   n=${f##*/}
   if [ "$n" -gt 2 ] && [ "$n" != 255 ]; then eval "exec $n>&-" 2>/dev/null || true; fi
 done
-SEXTON=${CARGO_TARGET_DIR:-$PWD/target}/x86_64-unknown-linux-gnu/release/sexton
+SEXTON=${CARGO_TARGET_DIR:-$PWD/target}/${CARGO_BUILD_TARGET:-x86_64-unknown-linux-musl}/release/sexton
 work=$(mktemp -d)
 
 # The extra processes: sleeps with a file on stdout and a pipe (shared by

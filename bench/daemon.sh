@@ -18,7 +18,7 @@ if ! command -v daemon >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq daemon >/dev/null
 fi
 cargo build --release -q
-SEXTON=${CARGO_TARGET_DIR:-$PWD/target}/x86_64-unknown-linux-gnu/release/sexton
+SEXTON=${CARGO_TARGET_DIR:-$PWD/target}/${CARGO_BUILD_TARGET:-x86_64-unknown-linux-musl}/release/sexton
 work=$(mktemp -d)
 cleanup() {
   "$SEXTON" daemon --stop --timeout 1s --pidfile "$work/sexton.pid" >/dev/null 2>&1 || true

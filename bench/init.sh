@@ -22,7 +22,7 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 cargo build --release -q
-SEXTON=${CARGO_TARGET_DIR:-$PWD/target}/x86_64-unknown-linux-gnu/release/sexton
+SEXTON=${CARGO_TARGET_DIR:-$PWD/target}/${CARGO_BUILD_TARGET:-x86_64-unknown-linux-musl}/release/sexton
 STORM=$PWD/tests/helpers/storm.py
 
 names=("sexton init" "tini" "dumb-init" "catatonit")

@@ -16,7 +16,7 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 cargo build --release -q
-S=${CARGO_TARGET_DIR:-$PWD/target}/x86_64-unknown-linux-gnu/release/sexton
+S=${CARGO_TARGET_DIR:-$PWD/target}/${CARGO_BUILD_TARGET:-x86_64-unknown-linux-musl}/release/sexton
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 

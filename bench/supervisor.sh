@@ -88,7 +88,7 @@ fi
 cargo build --release -q
 target=${CARGO_TARGET_DIR:-target}
 case $target in /*) ;; *) target=$PWD/$target ;; esac
-SEXTON=$target/x86_64-unknown-linux-gnu/release/sexton
+SEXTON=$target/${CARGO_BUILD_TARGET:-x86_64-unknown-linux-musl}/release/sexton
 
 work=$(mktemp -d)
 token="sexton-bench-$(basename "$work")"

@@ -8,7 +8,7 @@
 //! - `wait4(2)`, the only call that returns a child's `rusage` together
 //!   with its status (nix and rustix drop the rusage);
 //! - glibc's `malloc_trim(3)`, an allocator call rather than a system
-//!   call, which neither crate wraps.
+//!   call, which neither crate wraps (compiled only against glibc).
 
 use std::io;
 use std::os::fd::RawFd;
@@ -555,8 +555,10 @@ pub fn same_open_file(a: RawFd, b: RawFd) -> Option<bool> {
 /// `malloc_trim(0)` (free chunks anywhere in the heap, not only at its
 /// top, are released with `MADV_DONTNEED`). Used once a long-lived
 /// process has settled ([`crate::idle`]): what start-up allocated and
-/// freed stops counting in its resident set.
+/// freed stops counting in its resident set. With musl (the release
+/// build) this does nothing: its allocator unmaps freed memory itself.
 pub fn malloc_trim() {
+    #[cfg(target_env = "gnu")]
     // SAFETY: malloc_trim only walks and trims glibc's own arenas under
     // their locks; it takes no pointer and invalidates no live allocation.
     unsafe {
