@@ -50,6 +50,22 @@ pub fn process(pid: i32) -> Option<ProcInfo> {
     stat(pid).map(ProcInfo::from)
 }
 
+/// Now, in the unit of a process's start time (`/proc/PID/stat` field
+/// 22): clock ticks since boot. The kernel stamps a new process with the
+/// boot clock (`CLOCK_BOOTTIME`, time-namespace offset included on both
+/// sides) and divides by the tick length, so a child forked between two
+/// calls that return the same value started in that tick. `None` if the
+/// clock cannot be read.
+pub fn boot_ticks() -> Option<u64> {
+    let hz = rustix::param::clock_ticks_per_second();
+    if hz == 0 || 1_000_000_000 % hz != 0 {
+        return None;
+    }
+    let ts = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+    let ns = u64::try_from(ts.tv_sec).ok()? * 1_000_000_000 + u64::try_from(ts.tv_nsec).ok()?;
+    Some(ns / (1_000_000_000 / hz))
+}
+
 /// The parsed `/proc/PID/stat`, read with one descriptor.
 fn stat(pid: i32) -> Option<::procfs::process::Stat> {
     use ::procfs::FromRead;

@@ -27,6 +27,11 @@ pub struct Cgroup {
     /// to move itself in before it execs.
     procs: File,
     removed: bool,
+    /// Seen unpopulated once. Final: a process enters a cgroup only by a
+    /// member's fork or by a write to its `cgroup.procs`, and with no
+    /// member and nobody writing (sexton never moves a process into a
+    /// tree it is tearing down) it stays empty.
+    empty: std::cell::Cell<bool>,
 }
 
 /// Where the cgroup2 hierarchy is mounted, from `/proc/self/mountinfo`
@@ -78,6 +83,7 @@ impl Cgroup {
             path,
             procs,
             removed: false,
+            empty: std::cell::Cell::new(false),
         })
     }
 
@@ -100,12 +106,18 @@ impl Cgroup {
     }
 
     /// True while any process is in the cgroup (`populated 1` in
-    /// `cgroup.events`).
+    /// `cgroup.events`). Once false, remembered (see `empty`): teardown
+    /// asks more than once.
     pub fn populated(&self) -> bool {
-        match fs::read_to_string(self.path.join("cgroup.events")) {
+        if self.empty.get() {
+            return false;
+        }
+        let populated = match fs::read_to_string(self.path.join("cgroup.events")) {
             Ok(s) => s.lines().any(|l| l == "populated 1"),
             Err(_) => !self.pids().is_empty(),
-        }
+        };
+        self.empty.set(!populated);
+        populated
     }
 
     /// Freezes (`true`) or thaws (`false`) every member, waiting up to
@@ -229,6 +241,7 @@ pub fn remove_stale(parent: &Path, owner: Option<i32>) {
                     },
                     path,
                     removed: false,
+                    empty: std::cell::Cell::new(false),
                 };
                 if cg.populated() {
                     let _ = cg.kill_all();
@@ -261,7 +274,15 @@ fn collect_pids(dir: &Path, out: &mut Vec<i32>) {
     }
 }
 
+/// Removes `dir` and the cgroups nested in it. One `rmdir` when nothing
+/// is nested (the usual case); the directory is listed only when the
+/// kernel refuses that (EBUSY for a cgroup with children).
 fn remove_tree(dir: &Path) -> io::Result<()> {
+    match fs::remove_dir(dir) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(e),
+        Err(_) => {}
+    }
     if let Ok(rd) = fs::read_dir(dir) {
         for e in rd.flatten() {
             if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {

@@ -114,9 +114,11 @@ impl Guard {
     }
 
     fn guard(&self, worker: nix::unistd::Pid, set: &SigSet, _lifeline: OwnedFd) -> ! {
-        let start = crate::procfs::process(worker.as_raw())
-            .map(|p| p.start_time)
-            .unwrap_or(0);
+        // The worker's start time would tell its orphans from older
+        // processes; the guard needs no such test (it has no child but
+        // the worker, so whatever is reparented to it, the subreaper, is
+        // the worker's), and 0 lets every adopted process count.
+        let start = 0;
         // The worker is our unreaped child: the pidfd surely names it.
         let pidfd = rustix::process::Pid::from_raw(worker.as_raw()).and_then(|p| {
             rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok()

@@ -177,6 +177,7 @@ impl Tree {
                 source: e,
             },
         };
+        let before = procfs::boot_ticks();
         let mut spawned = None;
         if let (Some(cg), Some(dio)) = (&cg, &direct)
             && let Ok(dir) = std::fs::File::open(cg.path())
@@ -204,9 +205,15 @@ impl Tree {
                 (leader, pidfd)
             }
         };
-        let leader_start = procfs::process(leader.as_raw())
-            .map(|p| p.start_time)
-            .unwrap_or(0);
+        // The leader's start time (its identity with its pid): forked
+        // between two readings of the boot clock that fall in the same
+        // clock tick, it started in that tick; otherwise /proc says.
+        let leader_start = match (before, procfs::boot_ticks()) {
+            (Some(a), Some(b)) if a == b => a,
+            _ => procfs::process(leader.as_raw())
+                .map(|p| p.start_time)
+                .unwrap_or(0),
+        };
         let mut known = HashSet::new();
         known.insert((leader.as_raw(), leader_start));
         let id = registry::add(leader.as_raw(), leader_start, setup.group == Group::New);
