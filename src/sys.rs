@@ -8,7 +8,9 @@
 //! - `wait4(2)`, the only call that returns a child's `rusage` together
 //!   with its status (nix and rustix drop the rusage);
 //! - glibc's `malloc_trim(3)`, an allocator call rather than a system
-//!   call, which neither crate wraps (compiled only against glibc).
+//!   call, which neither crate wraps (compiled only against glibc);
+//! - signal 34 in a signal set ([`every_signal`]): musl's `sigfillset`
+//!   and `sigaddset` refuse it, and nix builds its sets with them.
 
 use std::io;
 use std::os::fd::RawFd;
@@ -564,4 +566,24 @@ pub fn malloc_trim() {
     unsafe {
         libc::malloc_trim(0);
     }
+}
+
+/// Every signal `sigfillset(3)` gives under glibc: 1 to 64 but 32 and 33,
+/// which both C libraries keep for their threads. musl keeps 34 as well
+/// and leaves it out of the set (and refuses it in `sigaddset`), yet 34
+/// is what glibc programs and `kill -l` call SIGRTMIN: an init that
+/// blocks "every signal" with musl's set would die of `kill -s RTMIN`.
+/// The bit is set here by hand; `sigprocmask` and `signalfd` pass the set
+/// to the kernel as it is.
+pub fn every_signal() -> nix::sys::signal::SigSet {
+    let mut raw: libc::sigset_t = *nix::sys::signal::SigSet::all().as_ref();
+    // SAFETY: on Linux a sigset_t (glibc's and musl's alike) starts with
+    // the kernel's 64-bit mask, signal n at bit n - 1; the struct is at
+    // least 8 bytes and suitably aligned for a u64.
+    unsafe {
+        let first = &mut raw as *mut libc::sigset_t as *mut u64;
+        *first |= 1 << (crate::parse::RTMIN - 1);
+    }
+    // SAFETY: `raw` is an initialised set.
+    unsafe { nix::sys::signal::SigSet::from_sigset_t_unchecked(raw) }
 }

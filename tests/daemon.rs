@@ -1419,7 +1419,7 @@ fn zombie_children(pid: i32) -> Vec<i32> {
 
 /// Sends the realtime signal RTMIN+3 (as `kill -s RTMIN+3` does).
 fn kill_rtmin3(pid: i32) {
-    sexton::sys::kill_raw(pid, libc::SIGRTMIN() + 3).unwrap();
+    sexton::sys::kill_raw(pid, sexton::parse::RTMIN + 3).unwrap();
 }
 
 /// A program killed by a realtime signal is reaped like any other: the

@@ -793,6 +793,37 @@ fn fault_signals_sent_to_pid1_reach_the_program() {
     assert_eq!(g.wait(Duration::from_secs(30)).code(), Some(42));
 }
 
+/// Signal 34, what glibc programs and `kill -l` call SIGRTMIN, is
+/// forwarded like SIGRTMAX (64): musl, the release binary's C library,
+/// leaves 34 out of its "every signal" set, and an init that blocked that
+/// set died of `kill -s RTMIN` (this test failed so before
+/// sys::every_signal).
+#[test]
+fn rtmin_and_rtmax_reach_the_program_and_init_lives_on() {
+    let dir = TempDir::new("rtmin");
+    let log = dir.file("log");
+    let mut cmd = Command::new(SEXTON);
+    cmd.args([
+        "init", "--", "python3", SIGLOG, &log, "--all", "42", "RTMIN", "RTMAX",
+    ]);
+    let mut g = Guard::spawn(&mut cmd);
+    let mut strays = Strays::default();
+    strays.add(siglog_ready(&log));
+    for (signo, name) in [
+        (sexton::parse::RTMIN, "RTMIN"),
+        (sexton::parse::RTMAX, "RTMAX"),
+    ] {
+        sexton::sys::kill_raw(g.pid(), signo).unwrap();
+        assert!(
+            poll_until(Duration::from_secs(20), || logged(&log, name) == 1),
+            "the program never got {name}; init alive: {}; log {:?}",
+            alive(g.pid()),
+            log_lines(&log)
+        );
+    }
+    assert_eq!(g.wait(Duration::from_secs(30)).code(), Some(42));
+}
+
 #[test]
 fn an_unknown_option_is_a_usage_error_not_a_program() {
     let dir = TempDir::new("usage");

@@ -50,7 +50,7 @@ const JOB_STOPS: [Signal; 3] = [Signal::SIGTSTP, Signal::SIGTTIN, Signal::SIGTTO
 /// (see the module documentation). The child sets the mask its program
 /// starts with between fork and exec (`ChildSetup`).
 pub fn block_all() -> io::Result<SignalFd> {
-    let set = SigSet::all();
+    let set = sys::every_signal();
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)?;
     Ok(SignalFd::with_flags(
         &set,

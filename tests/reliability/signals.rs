@@ -640,7 +640,7 @@ impl Drop for ContOnDrop {
 fn storm(target: i32, stop: &[i32], rounds: u32, per_round: u32, rt: u64) -> Sent {
     let _cont = ContOnDrop(stop.to_vec());
     let mut sent = Sent::default();
-    let rt1 = libc::SIGRTMIN() + 1;
+    let rt1 = sexton::parse::RTMIN + 1;
     let mut rt_left = rt;
     let t0 = Instant::now();
     let pid = Pid::from_raw(target);
@@ -1031,7 +1031,7 @@ fn storm_against_init_isolated() {
     // A marker through the same way: it comes after every RTMIN+1 init
     // forwarded, so a duplicate would be counted by now.
     // SAFETY: kill(2) with a realtime signal number.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGRTMIN() + 2) }, 0);
+    assert_eq!(unsafe { libc::kill(pid, sexton::parse::RTMIN + 2) }, 0);
     let status = init.wait(DEADLINE);
     assert_eq!(status.code(), Some(7), "{}", init.stderr());
     let fin = counts(&counts_path).unwrap();
