@@ -404,6 +404,8 @@ pub struct ExecPlan {
     pub envp: *const *const libc::c_char,
     /// Null-terminated list of paths to try in order (PATH search done).
     pub paths: *const *const libc::c_char,
+    /// `sh`, a free slot, then argv[1..]: see [`exec_search`].
+    pub sh_argv: *mut *const libc::c_char,
     /// Directory to change to, or null.
     pub cwd: *const libc::c_char,
     /// Source fd for each of 0, 1, 2, or -1 to inherit.
@@ -499,17 +501,44 @@ pub unsafe fn exec_plan(plan: &ExecPlan) -> ! {
                 fail(e);
             }
         }
-        // execvp's rules: a path that is not there (or not a directory
-        // on the way) moves on to the next; EACCES is remembered; any
-        // other error ends the search.
+        fail(exec_search(plan.argv, plan.envp, plan.paths, plan.sh_argv))
+    }
+}
+
+/// Execs the first of `paths` that can be, with `argv` and `envp`, by
+/// execvp's rules: a path that is not there (or not a directory on the
+/// way) moves on to the next; EACCES is remembered; a file the kernel
+/// does not recognise (ENOEXEC: a script without `#!`) is run by
+/// `/bin/sh` as `sh PATH ARG...` (POSIX; glibc's execvp does it, musl's
+/// does not, so sexton does it itself); any other error ends the search.
+/// Returns only on failure, with the errno.
+///
+/// # Safety
+/// Child side of a fork. The arrays are null-terminated and valid;
+/// `sh_argv` is `sh`, a slot this fills in, then argv[1..] and a null.
+/// Only raw system calls: no allocation.
+pub unsafe fn exec_search(
+    argv: *const *const libc::c_char,
+    envp: *const *const libc::c_char,
+    paths: *const *const libc::c_char,
+    sh_argv: *mut *const libc::c_char,
+) -> i32 {
+    // SAFETY: as the caller guarantees.
+    unsafe {
+        let errno = || *libc::__errno_location();
         let mut last = libc::ENOENT;
         let mut denied = false;
-        let mut p = plan.paths;
+        let mut p = paths;
         while !(*p).is_null() {
-            libc::execve(*p, plan.argv, plan.envp);
+            libc::execve(*p, argv, envp);
             match errno() {
                 libc::EACCES => denied = true,
                 libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ENODEV | libc::ETIMEDOUT => {}
+                libc::ENOEXEC => {
+                    *sh_argv.add(1) = *p;
+                    libc::execve(c"/bin/sh".as_ptr(), sh_argv.cast_const(), envp);
+                    return errno();
+                }
                 e => {
                     last = e;
                     break;
@@ -520,7 +549,7 @@ pub unsafe fn exec_plan(plan: &ExecPlan) -> ! {
         if last == libc::ENOENT && denied {
             last = libc::EACCES;
         }
-        fail(last)
+        last
     }
 }
 

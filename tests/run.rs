@@ -125,11 +125,7 @@ fn emfile_is_a_one_line_error_and_125() {
             assert_eq!(r.code, Some(125), "nofile={n}: {r:?}");
             assert_eq!(r.stderr.lines().count(), 1, "nofile={n}: {:?}", r.stderr);
             assert!(r.stderr.starts_with("sexton: "), "{:?}", r.stderr);
-            assert!(
-                r.stderr.to_lowercase().contains("too many open files"),
-                "{:?}",
-                r.stderr
-            );
+            assert!(r.stderr.contains("(os error 24)"), "{:?}", r.stderr);
         }
         // Negative control: with room enough it runs.
         let mut c = Command::new("prlimit");

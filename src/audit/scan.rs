@@ -169,7 +169,7 @@ impl Scan {
     }
 
     /// Why processes were skipped for another reason than permissions
-    /// (`Too many open files (os error 24)`), if any were.
+    /// (`No file descriptors available (os error 24)`), if any were.
     pub fn skip_reason(&self) -> Option<String> {
         let errno = self
             .unread

@@ -189,7 +189,7 @@ impl Tree {
             Some((pid, pidfd)) => (Pid::from_raw(pid), Some(pidfd)),
             None => {
                 setup.cgroup_procs = cg.as_ref().map(|c| c.procs_fd());
-                setup.apply(cmd);
+                setup.apply(cmd, direct.as_ref().is_some_and(|d| d.clear_env));
                 let child = cmd.spawn().map_err(map_err)?;
                 let leader = Pid::from_raw(child.id() as i32);
                 // std's Child is dropped without waiting: the tree reaps the

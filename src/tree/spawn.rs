@@ -104,8 +104,12 @@ pub struct ChildSetup {
 }
 
 impl ChildSetup {
-    /// Installs the setup as a `pre_exec` hook on `cmd`.
-    pub fn apply(&self, cmd: &mut std::process::Command) {
+    /// Installs the setup as a `pre_exec` hook on `cmd`. The hook ends
+    /// with the exec ([`Program::exec`]: sexton's own PATH search and sh
+    /// retry, the same on every C library); std's execvp is left the
+    /// cases `Program` cannot express (a NUL byte), where std reports the
+    /// error. `clear_env`: the caller called `cmd.env_clear()`.
+    pub fn apply(&self, cmd: &mut std::process::Command, clear_env: bool) {
         cmd.process_group(match self.group {
             Group::New => 0,
             Group::Join(pgid) => pgid,
@@ -121,8 +125,16 @@ impl ChildSetup {
         // SAFETY: the closure runs in the forked child before exec and
         // only makes async-signal-safe system calls (prctl, getppid, write,
         // sigprocmask, rt_sigaction, close_range/fcntl) on data prepared before the fork.
+        let mut program = Program::build(cmd, clear_env);
         unsafe {
-            cmd.pre_exec(move || setup.in_child(spawner, &groups));
+            cmd.pre_exec(move || {
+                setup.in_child(spawner, &groups)?;
+                match program.as_mut() {
+                    // SAFETY: we are the forked child, about to exec.
+                    Some(p) => Err(io::Error::from_raw_os_error(p.exec())),
+                    None => Ok(()),
+                }
+            });
         }
     }
 
@@ -215,19 +227,134 @@ pub struct DirectIo {
     pub clear_env: bool,
 }
 
+/// The program a spawn execs, prepared before the fork so that the child
+/// only makes system calls: argv, the environment as the program gets
+/// it, and the paths to try (execvp's PATH search, done here). sexton
+/// execs programs itself, with [`sys::exec_search`], on every spawn path:
+/// the C libraries' execvp differ (musl's does not run a file without
+/// `#!` with sh; glibc's does, as POSIX says).
+pub(crate) struct Program {
+    _strings: Vec<std::ffi::CString>,
+    argv: Vec<*const libc::c_char>,
+    envp: Vec<*const libc::c_char>,
+    paths: Vec<*const libc::c_char>,
+    /// `sh PATH ARG...` for a file the kernel cannot exec (ENOEXEC);
+    /// slot 1 is filled in by the child with the path that failed.
+    sh_argv: Vec<*const libc::c_char>,
+}
+
+// SAFETY: the pointers point into `_strings`, owned by the same value
+// and never changed after `build`; the child writes only into its own
+// copy of `sh_argv`.
+unsafe impl Send for Program {}
+unsafe impl Sync for Program {}
+
+impl Program {
+    /// `None` when an argument, variable or path holds a NUL byte (the
+    /// caller then leaves the exec to std, which reports it).
+    pub(crate) fn build(cmd: &std::process::Command, clear_env: bool) -> Option<Program> {
+        use std::ffi::{CString, OsStr, OsString};
+        use std::os::unix::ffi::OsStrExt;
+        let cstr = |s: &OsStr| CString::new(s.as_bytes()).ok();
+        let program = cmd.get_program();
+        let mut argv = Vec::new();
+        for a in std::iter::once(program).chain(cmd.get_args()) {
+            argv.push(cstr(a)?);
+        }
+        let mut env: Vec<(OsString, OsString)> = if clear_env {
+            Vec::new()
+        } else {
+            std::env::vars_os().collect()
+        };
+        for (k, v) in cmd.get_envs() {
+            env.retain(|(ek, _)| ek != k);
+            if let Some(v) = v {
+                env.push((k.to_owned(), v.to_owned()));
+            }
+        }
+        let mut envp = Vec::with_capacity(env.len());
+        for (k, v) in &env {
+            let mut kv = k.as_bytes().to_vec();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_bytes());
+            envp.push(CString::new(kv).ok()?);
+        }
+        let mut paths = Vec::new();
+        if program.as_bytes().contains(&b'/') {
+            paths.push(argv[0].clone());
+        } else {
+            // execvp's search: the program's own PATH, else the default.
+            let path = env
+                .iter()
+                .find(|(k, _)| k == "PATH")
+                .map(|(_, v)| v.as_bytes().to_vec())
+                .unwrap_or_else(|| b"/bin:/usr/bin".to_vec());
+            for dir in path.split(|&b| b == b':') {
+                let mut full = if dir.is_empty() {
+                    Vec::new()
+                } else {
+                    let mut d = dir.to_vec();
+                    d.push(b'/');
+                    d
+                };
+                full.extend_from_slice(program.as_bytes());
+                paths.push(CString::new(full).ok()?);
+            }
+        }
+        let sh = CString::new("sh").expect("no NUL");
+        let ptrs = |v: &[CString]| -> Vec<*const libc::c_char> {
+            v.iter()
+                .map(|c| c.as_ptr())
+                .chain(std::iter::once(std::ptr::null()))
+                .collect()
+        };
+        let (argv_p, envp_p, paths_p) = (ptrs(&argv), ptrs(&envp), ptrs(&paths));
+        let mut sh_argv = vec![sh.as_ptr(), std::ptr::null()];
+        sh_argv.extend_from_slice(&argv_p[1..]);
+        let mut strings = argv;
+        strings.extend(envp);
+        strings.extend(paths);
+        strings.push(sh);
+        Some(Program {
+            _strings: strings,
+            argv: argv_p,
+            envp: envp_p,
+            paths: paths_p,
+            sh_argv,
+        })
+    }
+
+    /// Execs the program; returns only on failure, with the errno
+    /// execvp would give.
+    ///
+    /// # Safety
+    /// Child side of a fork only (it replaces the process).
+    pub(crate) unsafe fn exec(&mut self) -> i32 {
+        // SAFETY: every array is null-terminated and points into
+        // `_strings`; sh_argv has room for slot 1.
+        unsafe {
+            sys::exec_search(
+                self.argv.as_ptr(),
+                self.envp.as_ptr(),
+                self.paths.as_ptr(),
+                self.sh_argv.as_mut_ptr(),
+            )
+        }
+    }
+}
+
 /// Spawns `cmd` straight into the cgroup open at `cgroup_dir` with
 /// `clone3(CLONE_INTO_CGROUP)`, doing what std's spawn plus
 /// [`ChildSetup::apply`] would do. `Ok(None)`: this path cannot do it
-/// (old kernel, a NUL byte in an argument, a setup it does not cover, a
-/// file that needs execvp's `sh` retry); nothing is left running and the
-/// caller spawns the ordinary way.
+/// (old kernel, a NUL byte in an argument, a setup it does not cover);
+/// nothing is left running and the caller spawns the ordinary way.
 pub(crate) fn spawn_into_cgroup(
     cmd: &std::process::Command,
     dio: &DirectIo,
     setup: &ChildSetup,
     cgroup_dir: RawFd,
 ) -> io::Result<Option<(i32, std::os::fd::OwnedFd)>> {
-    use std::ffi::{CString, OsStr, OsString};
+    use std::ffi::CString;
     use std::os::unix::ffi::OsStrExt;
     if setup.reset_dispositions
         || setup.parent_death_signal.is_some()
@@ -236,80 +363,22 @@ pub(crate) fn spawn_into_cgroup(
     {
         return Ok(None);
     }
-    let cstr = |s: &OsStr| CString::new(s.as_bytes()).ok();
-    let program = cmd.get_program();
-    let mut argv = Vec::new();
-    for a in std::iter::once(program).chain(cmd.get_args()) {
-        match cstr(a) {
-            Some(c) => argv.push(c),
-            None => return Ok(None),
-        }
-    }
-    let mut env: Vec<(OsString, OsString)> = if dio.clear_env {
-        Vec::new()
-    } else {
-        std::env::vars_os().collect()
+    let Some(mut program) = Program::build(cmd, dio.clear_env) else {
+        return Ok(None);
     };
-    for (k, v) in cmd.get_envs() {
-        env.retain(|(ek, _)| ek != k);
-        if let Some(v) = v {
-            env.push((k.to_owned(), v.to_owned()));
-        }
-    }
-    let mut envp = Vec::with_capacity(env.len());
-    for (k, v) in &env {
-        let mut kv = k.as_bytes().to_vec();
-        kv.push(b'=');
-        kv.extend_from_slice(v.as_bytes());
-        match CString::new(kv) {
-            Ok(c) => envp.push(c),
-            Err(_) => return Ok(None),
-        }
-    }
-    let mut paths = Vec::new();
-    if program.as_bytes().contains(&b'/') {
-        paths.push(argv[0].clone());
-    } else {
-        // execvp's search: the program's own PATH, else the default.
-        let path = env
-            .iter()
-            .find(|(k, _)| k == "PATH")
-            .map(|(_, v)| v.as_bytes().to_vec())
-            .unwrap_or_else(|| b"/bin:/usr/bin".to_vec());
-        for dir in path.split(|&b| b == b':') {
-            let mut full = if dir.is_empty() {
-                Vec::new()
-            } else {
-                let mut d = dir.to_vec();
-                d.push(b'/');
-                d
-            };
-            full.extend_from_slice(program.as_bytes());
-            match CString::new(full) {
-                Ok(c) => paths.push(c),
-                Err(_) => return Ok(None),
-            }
-        }
-    }
     let cwd = match cmd.get_current_dir() {
-        Some(d) => match cstr(d.as_os_str()) {
+        Some(d) => match CString::new(d.as_os_str().as_bytes()).ok() {
             Some(c) => Some(c),
             None => return Ok(None),
         },
         None => None,
     };
-    let ptrs = |v: &[CString]| -> Vec<*const libc::c_char> {
-        v.iter()
-            .map(|c| c.as_ptr())
-            .chain(std::iter::once(std::ptr::null()))
-            .collect()
-    };
-    let (argv_p, envp_p, paths_p) = (ptrs(&argv), ptrs(&envp), ptrs(&paths));
     let (err_r, err_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
     let plan = sys::ExecPlan {
-        argv: argv_p.as_ptr(),
-        envp: envp_p.as_ptr(),
-        paths: paths_p.as_ptr(),
+        argv: program.argv.as_ptr(),
+        envp: program.envp.as_ptr(),
+        paths: program.paths.as_ptr(),
+        sh_argv: program.sh_argv.as_mut_ptr(),
         cwd: cwd.as_ref().map_or(std::ptr::null(), |c| c.as_ptr()),
         stdio: dio.stdio.map(|f| f.unwrap_or(-1)),
         pass_fds: setup.pass_fds.as_ptr(),
@@ -348,7 +417,7 @@ pub(crate) fn spawn_into_cgroup(
     // The exec failed: the child exits 127 at once; reap it.
     let _ = sys::wait4(pid, false);
     let errno = i32::from_ne_bytes(buf);
-    if got < 4 || errno == libc::ENOEXEC {
+    if got < 4 {
         return Ok(None);
     }
     Err(io::Error::from_raw_os_error(errno))

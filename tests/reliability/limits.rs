@@ -31,9 +31,11 @@ use std::sync::atomic::{AtomicU32, Ordering};
 const NOFILES: [u64; 9] = [3, 4, 5, 6, 8, 10, 12, 16, 32];
 /// A limit under which every command must work normally.
 const ENOUGH_FDS: u64 = 64;
-const EMFILE: &str = "Too many open files";
-const EAGAIN: &str = "Resource temporarily unavailable";
-const ENOSPC: &str = "No space left on device";
+// Matched by number: the wording is the C library's (glibc "Too many
+// open files", musl "No file descriptors available").
+const EMFILE: &str = "(os error 24)";
+const EAGAIN: &str = "(os error 11)";
+const ENOSPC: &str = "(os error 28)";
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
 

@@ -56,7 +56,7 @@ pub fn scope(scan: &Scan, command: &str, pid: Option<i32>) -> Result<(), i32> {
 
 /// Says once on stderr how many processes a scan could not look into
 /// (their fds were not readable), if any, and why: `reason` when it was
-/// not a matter of permissions (`Too many open files`).
+/// not a matter of permissions (EMFILE, `No file descriptors available`).
 pub fn note_skipped(skipped: usize, reason: Option<String>) {
     if skipped == 0 {
         return;
