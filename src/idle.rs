@@ -28,6 +28,10 @@ use nix::sys::mman::{MmapAdvise, madvise};
 /// The cost: PAGEOUT drops from the page cache the pages of the binary
 /// that no other process maps, so the next sexton started on the machine
 /// reads those back from disk, as it would after any memory pressure.
+///
+/// Never inlined: `layout/profile` finds the steady phase of a long-lived
+/// process by this function's name.
+#[inline(never)]
 pub fn shed_startup_pages() {
     // Freed start-up allocations (argument parsing, configuration) too.
     crate::sys::malloc_trim();

@@ -57,12 +57,15 @@ pub fn process(pid: i32) -> Option<ProcInfo> {
 /// calls that return the same value started in that tick. `None` if the
 /// clock cannot be read.
 pub fn boot_ticks() -> Option<u64> {
-    let hz = rustix::param::clock_ticks_per_second();
+    use nix::unistd::{SysconfVar, sysconf};
+    // libc's sysconf and clock_gettime (the vDSO's, found by libc): no
+    // auxiliary-vector parsing of our own.
+    let hz = u64::try_from(sysconf(SysconfVar::CLK_TCK).ok()??).ok()?;
     if hz == 0 || 1_000_000_000 % hz != 0 {
         return None;
     }
-    let ts = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
-    let ns = u64::try_from(ts.tv_sec).ok()? * 1_000_000_000 + u64::try_from(ts.tv_nsec).ok()?;
+    let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_BOOTTIME).ok()?;
+    let ns = u64::try_from(ts.tv_sec()).ok()? * 1_000_000_000 + u64::try_from(ts.tv_nsec()).ok()?;
     Some(ns / (1_000_000_000 / hz))
 }
 
