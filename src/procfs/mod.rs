@@ -818,6 +818,35 @@ fn read_text(path: &str) -> Option<String> {
 mod tests {
     use super::*;
 
+    /// The tree takes a leader's start time from two readings of the
+    /// boot clock around the fork when they agree: they must bracket
+    /// what /proc says, and equal it when they agree.
+    #[test]
+    fn a_child_forked_within_one_boot_tick_started_in_it() {
+        let mut agreed = 0;
+        for _ in 0..100 {
+            let before = boot_ticks().expect("boot clock");
+            let mut child = std::process::Command::new("sleep")
+                .arg("5")
+                .spawn()
+                .unwrap();
+            let after = boot_ticks().expect("boot clock");
+            let start = process(child.id() as i32).map(|p| p.start_time);
+            let _ = child.kill();
+            let _ = child.wait();
+            let start = start.expect("the child in /proc");
+            assert!(
+                before <= start && start <= after,
+                "{before} <= {start} <= {after}"
+            );
+            if before == after {
+                assert_eq!(start, before);
+                agreed += 1;
+            }
+        }
+        assert!(agreed > 0, "the two readings never agreed in 100 forks");
+    }
+
     #[test]
     fn sees_itself_and_its_pipe() {
         let me = std::process::id() as i32;
