@@ -18,6 +18,9 @@ pub struct Scan {
     /// Processes the pass could not read at all (pid, `errno`): see
     /// [`procfs::FdScan::unread`].
     pub unread: Vec<(i32, i32)>,
+    /// Command lines read so far: each process's is read once per scan,
+    /// however many findings name it.
+    cmdlines: std::cell::RefCell<HashMap<i32, String>>,
 }
 
 impl Scan {
@@ -67,6 +70,7 @@ impl Scan {
             sockets,
             started,
             unread: Vec::new(),
+            cmdlines: Default::default(),
         }
     }
 
@@ -74,11 +78,17 @@ impl Scan {
         self.by_pid.get(&pid).map(|&i| &self.procs[i])
     }
 
-    /// The command line of `pid` (read now), or `[comm]` from the scan.
+    /// The command line of `pid` (read the first time it is asked for),
+    /// or `[comm]` from the scan.
     pub fn cmdline(&self, pid: i32) -> String {
-        procfs::cmdline(pid)
+        if let Some(c) = self.cmdlines.borrow().get(&pid) {
+            return c.clone();
+        }
+        let c = procfs::cmdline(pid)
             .or_else(|| self.get(pid).map(|p| format!("[{}]", p.info.comm)))
-            .unwrap_or_else(|| "?".to_string())
+            .unwrap_or_else(|| "?".to_string());
+        self.cmdlines.borrow_mut().insert(pid, c.clone());
+        c
     }
 
     /// The parent record of a finding.

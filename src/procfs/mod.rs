@@ -277,11 +277,24 @@ pub fn escape_bytes(bytes: &[u8]) -> String {
 
 /// The whole content of a small /proc file as bytes; `None` if it cannot
 /// be read.
+/// The whole of a /proc file, through one descriptor closed before this
+/// returns: `openat` and `read`s, no `fstat`/`lseek` to size a buffer
+/// for a file /proc calls empty (what `File::read_to_end` adds, and the
+/// C library's `open` may add an `fcntl`), for one file per process in
+/// a scan of thousands.
 fn read_bytes(path: &str) -> Option<Vec<u8>> {
-    use std::io::Read;
-    let mut buf = Vec::with_capacity(512);
-    std::fs::File::open(path).ok()?.read_to_end(&mut buf).ok()?;
-    Some(buf)
+    use rustix::fs::{CWD, Mode, OFlags, openat};
+    let fd = openat(CWD, path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).ok()?;
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match rustix::io::read(&fd, &mut chunk) {
+            Ok(0) => return Some(out),
+            Ok(n) => out.extend_from_slice(&chunk[..n]),
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(_) => return None,
+        }
+    }
 }
 
 /// True when `pid` is a kernel thread (`PF_KTHREAD` in the flags of
