@@ -821,23 +821,65 @@ fn sexton_child(parent: i32) -> i32 {
 /// Stops `procs` with SIGSTOP, has the program `program` exit on its own
 /// (SIGUSR2 straight to it) while they are stopped, waits until it is a
 /// zombie nobody reaped, then continues them.
+///
+/// In cgroup mode sexton freezes the tree's cgroup for the moment it
+/// signals the members (`Tree::signal_each`): stopped inside that moment,
+/// still forwarding the storm's backlog, it leaves the program frozen
+/// until it is continued. The stop is then taken again, once the cgroup
+/// has been thawed.
 fn program_exits_while_stopped(procs: &[i32], program: i32) {
     let cont = ContOnDrop(procs.to_vec());
-    for &p in procs {
-        kill(Pid::from_raw(p), Signal::SIGSTOP).unwrap();
+    let stop_all = || {
+        for &p in procs {
+            kill(Pid::from_raw(p), Signal::SIGSTOP).unwrap();
+        }
+        assert!(
+            poll(DEADLINE, || procs
+                .iter()
+                .all(|&p| stat_of(p).is_some_and(|(s, _)| s == 'T'))),
+            "sexton did not stop"
+        );
+    };
+    stop_all();
+    let mut thaws = 0;
+    while frozen(program) {
+        thaws += 1;
+        assert!(
+            thaws < 1000,
+            "sexton keeps stopping with the program frozen"
+        );
+        for &p in procs {
+            kill(Pid::from_raw(p), Signal::SIGCONT).unwrap();
+        }
+        assert!(
+            poll(DEADLINE, || !frozen(program)),
+            "sexton never thawed the program's cgroup"
+        );
+        stop_all();
     }
-    assert!(
-        poll(DEADLINE, || procs
-            .iter()
-            .all(|&p| stat_of(p).is_some_and(|(s, _)| s == 'T'))),
-        "sexton did not stop"
-    );
     kill(Pid::from_raw(program), Signal::SIGUSR2).unwrap();
     assert!(
         poll(DEADLINE, || stat_of(program).is_none_or(|(s, _)| s == 'Z')),
         "the program did not exit"
     );
     drop(cont);
+}
+
+/// Whether `pid`'s cgroup (cgroup v2) is frozen (`cgroup.freeze` is 1).
+fn frozen(pid: i32) -> bool {
+    let Some(mount) = sexton::procfs::cgroup2_mount() else {
+        return false;
+    };
+    let Ok(text) = std::fs::read_to_string(format!("/proc/{pid}/cgroup")) else {
+        return false;
+    };
+    let Some(rel) = text.lines().find_map(|l| l.strip_prefix("0::")) else {
+        return false;
+    };
+    let path = mount
+        .join(rel.trim_start_matches('/'))
+        .join("cgroup.freeze");
+    std::fs::read_to_string(path).is_ok_and(|f| f.trim() == "1")
 }
 
 /// The common end of each storm test: nothing left below the sandbox, no
