@@ -114,11 +114,6 @@ impl Guard {
     }
 
     fn guard(&self, worker: nix::unistd::Pid, set: &SigSet, _lifeline: OwnedFd) -> ! {
-        // The worker's start time would tell its orphans from older
-        // processes; the guard needs no such test (it has no child but
-        // the worker, so whatever is reparented to it, the subreaper, is
-        // the worker's), and 0 lets every adopted process count.
-        let start = 0;
         // The worker is our unreaped child: the pidfd surely names it.
         let pidfd = rustix::process::Pid::from_raw(worker.as_raw()).and_then(|p| {
             rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok()
@@ -127,7 +122,7 @@ impl Guard {
             Ok(s) => s,
             // Without a signalfd the guard can still wait: the worker's
             // status is what matters.
-            Err(_) => finish(worker, start, wait_worker(worker, false)),
+            Err(_) => finish(worker, wait_worker(worker, false)),
         };
         if self.long_lived {
             crate::idle::shed_startup_pages();
@@ -138,12 +133,12 @@ impl Guard {
             let info = match sfd.read_signal() {
                 Ok(Some(info)) => info,
                 Ok(None) | Err(nix::errno::Errno::EINTR) => continue,
-                Err(_) => finish(worker, start, wait_worker(worker, false)),
+                Err(_) => finish(worker, wait_worker(worker, false)),
             };
             let signo = info.ssi_signo as i32;
             if signo == Signal::SIGCHLD as i32 {
                 if let Some(status) = wait_worker(worker, true) {
-                    finish(worker, start, Some(status));
+                    finish(worker, Some(status));
                 }
                 continue;
             }
@@ -175,11 +170,15 @@ fn wait_worker(worker: nix::unistd::Pid, nohang: bool) -> Option<i32> {
 /// The worker is gone: if it died abruptly (a signal), kill what it left
 /// (its orphans are ours now, and its cgroups), then exit with its status
 /// (128+N for a signal, as a shell reports it).
-fn finish(worker: nix::unistd::Pid, start: u64, status: Option<i32>) -> ! {
+fn finish(worker: nix::unistd::Pid, status: Option<i32>) -> ! {
     use std::os::unix::process::ExitStatusExt;
     let status = std::process::ExitStatus::from_raw(status.unwrap_or(FAILED << 8));
     if status.signal().is_some() {
-        let mut orphans = Tree::adopt(worker, start);
+        // A start time would tell the worker's orphans from older
+        // processes; the guard needs no such test (it has no child but the
+        // worker, so whatever is reparented to it, the subreaper, is the
+        // worker's), and 0 lets every adopted process count.
+        let mut orphans = Tree::adopt(worker, 0);
         orphans.kill(std::time::Duration::from_secs(5));
         orphans.release();
         if let Some(parent) = super::cgroup::own_cgroup() {
